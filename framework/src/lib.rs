@@ -1,0 +1,13 @@
+//! ferroplane: a framework for kernel-bypass style packet processing.
+//!
+//! Dedicated cores ("lcores") run run-to-completion poll loops that pull bursts of packets from
+//! port queues into mempool-backed [`mem::Mbuf`]s, hand them to a pipeline stage, and push them
+//! back out in bursts. See `docs/ARCHITECTURE.md` for the map of modules.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod mem;
+pub mod ring;
+
+pub use batch::{Batch, Burst, BURST_MAX};
