@@ -7,7 +7,9 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod lcore;
 pub mod mem;
 pub mod ring;
 
 pub use batch::{Batch, Burst, BURST_MAX};
+pub use mem::{Mbuf, Mempool};
