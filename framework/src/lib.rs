@@ -7,8 +7,10 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod counter;
 pub mod lcore;
 pub mod mem;
+pub mod port;
 pub mod ring;
 
 pub use batch::{Batch, Burst, BURST_MAX};

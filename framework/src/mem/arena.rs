@@ -105,24 +105,28 @@ impl Arena {
         name: &str,
     ) -> Result<Arena, ArenaError> {
         let bytes = bytes.max(1);
-        if policy != HugePolicy::Off && !cfg!(miri) {
+        if policy != HugePolicy::Off {
             let mut reasons = Vec::new();
-            if let Some(dir) = hugetlbfs {
-                match Self::map_hugetlbfs(bytes, dir, name) {
-                    Ok(a) => return Ok(a),
-                    Err(e) => reasons.push(format!("hugetlbfs {}: {e}", dir.display())),
+            if cfg!(miri) {
+                reasons.push("not available under Miri".to_string());
+            } else {
+                if let Some(dir) = hugetlbfs {
+                    match Self::map_hugetlbfs(bytes, dir, name) {
+                        Ok(a) => return Ok(a),
+                        Err(e) => reasons.push(format!("hugetlbfs {}: {e}", dir.display())),
+                    }
                 }
-            }
-            match Self::map_anon(round_up(bytes, HUGE_PAGE_SIZE), libc::MAP_HUGETLB) {
-                Ok(ptr) => {
-                    return Ok(Arena {
-                        ptr,
-                        len: round_up(bytes, HUGE_PAGE_SIZE),
-                        backing: Backing::HugeAnon,
-                        file: None,
-                    })
+                match Self::map_anon(round_up(bytes, HUGE_PAGE_SIZE), libc::MAP_HUGETLB) {
+                    Ok(ptr) => {
+                        return Ok(Arena {
+                            ptr,
+                            len: round_up(bytes, HUGE_PAGE_SIZE),
+                            backing: Backing::HugeAnon,
+                            file: None,
+                        })
+                    }
+                    Err(e) => reasons.push(format!("MAP_HUGETLB: {e}")),
                 }
-                Err(e) => reasons.push(format!("MAP_HUGETLB: {e}")),
             }
             let reason = reasons.join("; ");
             if policy == HugePolicy::Required {

@@ -515,7 +515,11 @@ impl Mbuf {
             // to (the segment itself, or the mbuf it is attached to).
             unsafe {
                 let s = &*seg;
-                let direct = if s.flags & F_INDIRECT != 0 { s.direct } else { seg };
+                let direct = if s.flags & F_INDIRECT != 0 {
+                    s.direct
+                } else {
+                    seg
+                };
                 (*direct).refcnt.fetch_add(1, Ordering::AcqRel);
                 let h = m.hdr_mut();
                 h.buf = (*direct).buf;

@@ -211,7 +211,9 @@ impl Mempool {
                 p.mbufs
             )));
         }
-        if p.cache_size > CACHE_MAX || (p.cache_size > 0 && p.cache_size as u64 * 3 > p.mbufs as u64 * 2) {
+        if p.cache_size > CACHE_MAX
+            || (p.cache_size > 0 && p.cache_size as u64 * 3 > p.mbufs as u64 * 2)
+        {
             return Err(invalid(format!(
                 "cache_size = {} is too large: it must be <= {CACHE_MAX} and <= mbufs / 1.5 ({})",
                 p.cache_size,
@@ -285,7 +287,12 @@ impl Mempool {
             unsafe {
                 let hdr = hdr_base.add(i);
                 let buf = data_base.add(i * buf_stride);
-                hdr.write(MbufHdr::new(inner_ptr.as_ptr(), buf, buf_len as u16, i as u32));
+                hdr.write(MbufHdr::new(
+                    inner_ptr.as_ptr(),
+                    buf,
+                    buf_len as u16,
+                    i as u32,
+                ));
                 let ok = inner.store.enqueue(ObjPtr(NonNull::new_unchecked(hdr)));
                 debug_assert!(ok.is_ok());
             }
@@ -373,8 +380,9 @@ impl Mempool {
         let len = out.len();
         // SAFETY: `Mbuf` is a transparent wrapper over `NonNull<MbufHdr>`, as is `ObjPtr`; the
         // slots len..len+n are free space in `out`.
-        let slots =
-            unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len).cast::<ObjPtr>(), n) };
+        let slots = unsafe {
+            std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len).cast::<ObjPtr>(), n)
+        };
         if !self.inner().get_bulk(slots) {
             return false;
         }
@@ -425,9 +433,9 @@ pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) {
     let mut run_len = 0usize;
     let mut run_pool: *const PoolInner = std::ptr::null();
     // Take ownership of all items; the batch is empty afterwards whatever happens.
-    let base = burst.as_mut_ptr();
     // SAFETY: we consume each of the `len` initialised items exactly once below.
     unsafe { burst.set_len(0) };
+    let base = burst.as_mut_ptr();
     for i in 0..len {
         // SAFETY: slot i was initialised and is read once.
         let m = unsafe { std::ptr::read(base.add(i)) };
@@ -669,7 +677,9 @@ mod tests {
                     let n = 1 + (r % 40);
                     if mp.alloc_bulk(&mut b, n) {
                         for m in b.iter_mut() {
-                            m.append(4).unwrap().copy_from_slice(&(t as u32).to_le_bytes());
+                            m.append(4)
+                                .unwrap()
+                                .copy_from_slice(&(t as u32).to_le_bytes());
                         }
                         for m in b.iter() {
                             assert_eq!(m.data(), &(t as u32).to_le_bytes());

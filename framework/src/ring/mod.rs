@@ -30,7 +30,9 @@ pub(crate) fn check_capacity(capacity: usize) -> Result<usize, BadCapacity> {
     }
 }
 
-pub(crate) fn alloc_slots<T>(capacity: usize) -> Box<[core::cell::UnsafeCell<core::mem::MaybeUninit<T>>]> {
+pub(crate) fn alloc_slots<T>(
+    capacity: usize,
+) -> Box<[core::cell::UnsafeCell<core::mem::MaybeUninit<T>>]> {
     (0..capacity)
         .map(|_| core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()))
         .collect()

@@ -115,7 +115,8 @@ impl<T: Send> MpmcRing<T> {
             #[cfg(miri)]
             std::thread::yield_now();
         }
-        self.prod_tail.store(start.wrapping_add(n), Ordering::Release);
+        self.prod_tail
+            .store(start.wrapping_add(n), Ordering::Release);
     }
 
     /// Reserves up to `n` published items; returns (start position, count).
@@ -154,7 +155,8 @@ impl<T: Send> MpmcRing<T> {
             #[cfg(miri)]
             std::thread::yield_now();
         }
-        self.cons_tail.store(start.wrapping_add(n), Ordering::Release);
+        self.cons_tail
+            .store(start.wrapping_add(n), Ordering::Release);
     }
 
     /// Enqueues one item, or gives it back when the ring is full.

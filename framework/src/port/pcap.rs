@@ -1,0 +1,1 @@
+//! The `pcap` port (being written).
