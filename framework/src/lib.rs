@@ -12,6 +12,7 @@ pub mod lcore;
 pub mod mem;
 pub mod port;
 pub mod ring;
+pub mod stats;
 
 pub use batch::{Batch, Burst, BURST_MAX};
 pub use mem::{Mbuf, Mempool};
