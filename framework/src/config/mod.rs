@@ -1,0 +1,432 @@
+//! Configuration: one TOML file declares memory, ports, lcores, the application, metrics and run
+//! options; [`parse`] turns it into a validated [`Config`].
+//!
+//! Validation reports *every* problem at once ([`ConfigErrors`]), each with its path in the file
+//! (`ports[1].rx_queues`, `lcores[0].rx[2]`, …), the line where possible, a message and a hint
+//! saying what would be valid. Serde stops at the first error, so the parsed (spanned) TOML tree
+//! is walked by hand with an error-collecting reader (`reader.rs`); the per-section readers
+//! (`sections.rs`) check what a single table can tell, and the cross-reference checks
+//! (`validate.rs`) run only on the parts that read well enough, so one typo does not cascade.
+//!
+//! The output types derive `Serialize` in the same shape as the input format, so
+//! `toml::to_string(&config)` prints the *effective* configuration (defaults and automatic tx
+//! queue assignment resolved) as a file that parses back to the same [`Config`].
+//!
+//! The field reference is `docs/CONFIG.md`; `configs/default.toml` is a commented example.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+mod reader;
+mod sections;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+/// The built-in demo configuration (`configs/default.toml`): two `null` ports forwarded by one
+/// lcore for five seconds.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/default.toml");
+
+/// Parses and validates a configuration file's text.
+///
+/// Returns every error found, in file order (errors that belong to no line first).
+pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    validate::parse_with(text, &validate::Env::from_system())
+}
+
+/// Reads the file at `path` and [`parse`]s it.
+///
+/// A file that cannot be read gives a single [`ConfigError`] with an empty `path` and the I/O
+/// error in its message. Relative paths inside the file (pcap `rx`/`tx`, `hugetlbfs`) are kept as
+/// written, i.e. relative to the process's working directory, not to the file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            path: String::new(),
+            line: None,
+            message: format!("cannot read config file {}: {e}", path.display()),
+            hint: "check that the file exists and is readable".to_string(),
+        }])),
+    }
+}
+
+/// The built-in demo configuration, parsed ([`DEFAULT_CONFIG`]).
+///
+/// # Panics
+///
+/// Never in practice: the file is compiled in and a test asserts that it parses.
+pub fn default_config() -> Config {
+    parse(DEFAULT_CONFIG).expect("configs/default.toml is valid")
+}
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where in the file: `ports[1].rx_queues`, `lcores[0].rx[2]`, `memory.pools[0].cache_size`;
+    /// empty for problems with the file as a whole (unreadable, TOML syntax).
+    pub path: String,
+    /// 1-based line number in the file, where known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// What would be valid instead (may be empty).
+    pub hint: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("error: ")?;
+        match (self.path.is_empty(), self.line) {
+            (false, Some(line)) => write!(f, "{} (line {line}): ", self.path)?,
+            (false, None) => write!(f, "{}: ", self.path)?,
+            (true, Some(line)) => write!(f, "line {line}: ")?,
+            (true, None) => {}
+        }
+        f.write_str(&self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// All the problems found in a configuration file (never empty when returned by [`parse`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Number of errors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if there are no errors.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The errors, in file order.
+    pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    /// `[memory]`: hugepages and mbuf pools.
+    pub memory: MemoryConfig,
+    /// `[[ports]]`, in declaration order (port index = position).
+    pub ports: Vec<PortConfig>,
+    /// `[[lcores]]`, in declaration order, with tx queues resolved.
+    pub lcores: Vec<LcoreConfig>,
+    /// `[app]`: what the lcores do with packets.
+    pub app: AppConfig,
+    /// `[metrics]`: the Prometheus endpoint.
+    pub metrics: MetricsConfig,
+    /// `[run]`: poll-loop and lifetime options.
+    pub run: RunConfig,
+}
+
+/// Whether pools are backed by hugepages (`memory.huge_pages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HugePages {
+    /// Use hugepages when available, fall back to normal pages (`"auto"`, the default).
+    Auto,
+    /// Fail start-up if hugepages cannot be mapped (`"required"`).
+    Required,
+    /// Never use hugepages (`"off"`).
+    Off,
+}
+
+/// `[memory]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryConfig {
+    /// Hugepage policy.
+    pub huge_pages: HugePages,
+    /// Mount point of a hugetlbfs to map files from (absent: anonymous `MAP_HUGETLB` mappings).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hugetlbfs: Option<PathBuf>,
+    /// `[[memory.pools]]`, at least one.
+    pub pools: Vec<PoolConfig>,
+}
+
+/// One mbuf pool (`[[memory.pools]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolConfig {
+    /// Unique name, referenced by `ports[].pool`.
+    pub name: String,
+    /// Number of mbufs in the pool.
+    pub mbufs: u32,
+    /// Bytes of packet data per mbuf, after the headroom.
+    pub data_room: u16,
+    /// Bytes reserved in front of the packet data (for prepending headers).
+    pub headroom: u16,
+    /// Per-lcore cache size (0 disables the cache).
+    pub cache_size: u32,
+}
+
+/// One port (`[[ports]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PortConfig {
+    /// Unique name (`[A-Za-z0-9_-]{1,32}`), used in queue references such as `"p0:1"`.
+    pub name: String,
+    /// Name of the pool its rx mbufs come from.
+    pub pool: String,
+    /// Number of rx queues.
+    pub rx_queues: u16,
+    /// Number of tx queues.
+    pub tx_queues: u16,
+    /// Largest L3 payload; frames are up to `mtu + 18` bytes.
+    pub mtu: u16,
+    /// The port's own (unicast) MAC address.
+    #[serde(serialize_with = "ser::mac")]
+    pub mac: [u8; 6],
+    /// The driver and its options.
+    #[serde(flatten)]
+    pub driver: DriverConfig,
+}
+
+/// A port driver and its driver-specific options (they live directly in the port table).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "driver", rename_all = "lowercase")]
+pub enum DriverConfig {
+    /// `driver = "null"`: rx returns frames of `size` bytes, tx frees what it is given.
+    Null {
+        /// Length of every received frame.
+        size: u16,
+        /// First bytes written into every received frame; `None`: data is left as it is
+        /// (like DPDK's `net_null`).
+        #[serde(
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "ser::opt_hex"
+        )]
+        template: Option<Vec<u8>>,
+    },
+    /// `driver = "ring"`: an in-process link to `peer` (tx queue q of one side feeds rx queue q of
+    /// the other).
+    Ring {
+        /// The ring port at the other end (may be this port itself, for loopback).
+        peer: String,
+        /// Slots per ring (power of two).
+        depth: u32,
+    },
+    /// `driver = "pcap"`: rx reads frames from a file, tx appends them to a file.
+    Pcap {
+        /// File to read received frames from.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rx: Option<PathBuf>,
+        /// File to write transmitted frames to.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tx: Option<PathBuf>,
+        /// Restart reading `rx` at its end (toml key `loop`).
+        #[serde(rename = "loop")]
+        repeat: bool,
+    },
+}
+
+/// One queue of one port: `"p0:1"`, `"p0"` (queue 0) or `{ port = "p0", queue = 1 }`.
+///
+/// Displays and serializes as `"p0:1"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct QueueRef {
+    /// Port name.
+    pub port: String,
+    /// Queue index on that port.
+    pub queue: u16,
+}
+
+impl fmt::Display for QueueRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.port, self.queue)
+    }
+}
+
+impl From<QueueRef> for String {
+    fn from(q: QueueRef) -> String {
+        q.to_string()
+    }
+}
+
+/// One polling core (`[[lcores]]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LcoreConfig {
+    /// Unique lcore id, 0..=63.
+    pub id: u32,
+    /// CPU to pin the thread to (`None`: not pinned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<usize>,
+    /// Rx queues this lcore polls.
+    pub rx: Vec<QueueRef>,
+    /// Tx queues this lcore owns: the explicit list, or the automatic assignment.
+    pub tx: Vec<QueueRef>,
+}
+
+/// How l2fwd rewrites Ethernet addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FwdMode {
+    /// Forward frames untouched (`"io"`).
+    Io,
+    /// Swap source and destination MAC (`"macswap"`, the default).
+    Macswap,
+    /// Source = the tx port's MAC, destination = that port's peer MAC (`"mac"`).
+    Mac,
+}
+
+/// Options of the `l2fwd` application.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct L2fwdConfig {
+    /// Address rewriting mode.
+    pub mode: FwdMode,
+    /// Port pairs: a frame received on one port of a pair leaves through the other (a port
+    /// paired with itself sends frames back out). Every port is in exactly one pair.
+    pub pairs: Vec<(String, String)>,
+    /// Destination MAC written on frames leaving each port, for every port in declaration
+    /// order; only filled in mode [`FwdMode::Mac`] (empty otherwise).
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "ser::peer_macs"
+    )]
+    pub peer_macs: Vec<(String, [u8; 6])>,
+}
+
+/// The application run by the lcores (`[app]`, chosen by `name`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum AppConfig {
+    /// `name = "l2fwd"`: forward between paired ports.
+    L2fwd(L2fwdConfig),
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricsConfig {
+    /// Serve Prometheus metrics.
+    pub enabled: bool,
+    /// Address of the HTTP endpoint (port 0: any free port).
+    pub listen: SocketAddr,
+}
+
+/// What an lcore does when its queues are empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "idle", rename_all = "lowercase")]
+pub enum IdlePolicy {
+    /// Poll continuously (`idle = "busy"`): lowest latency, 100% CPU.
+    Busy,
+    /// Spin for a while, then sleep with exponential back-off (`idle = "adaptive"`).
+    Adaptive {
+        /// Empty loop turns before the first sleep (`idle_spin_turns`).
+        #[serde(rename = "idle_spin_turns")]
+        spin_turns: u32,
+        /// Upper bound of one sleep, microseconds (`idle_max_sleep_us`).
+        #[serde(rename = "idle_max_sleep_us")]
+        max_sleep_us: u32,
+    },
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunConfig {
+    /// Idle policy of the poll loops.
+    #[serde(flatten)]
+    pub idle: IdlePolicy,
+    /// Stop after this long (`None`: run until SIGINT/SIGTERM).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_duration"
+    )]
+    pub duration: Option<Duration>,
+    /// Period of the statistics printout.
+    #[serde(serialize_with = "ser::duration")]
+    pub stats_interval: Duration,
+    /// Maximum packets per rx/tx burst.
+    pub burst: u16,
+}
+
+/// Serializers that print values the way the file format writes them.
+mod ser {
+    use std::time::Duration;
+
+    use serde::ser::SerializeMap;
+    use serde::Serializer;
+
+    pub(super) fn mac_string(m: &[u8; 6]) -> String {
+        format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+
+    pub(super) fn duration_string(d: &Duration) -> String {
+        let ms = d.as_millis();
+        if ms % 1000 == 0 {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
+    }
+
+    pub(super) fn mac<S: Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&mac_string(m))
+    }
+
+    pub(super) fn opt_hex<S: Serializer>(t: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(bytes) => {
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                s.serialize_str(&hex)
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn peer_macs<S: Serializer>(
+        v: &[(String, [u8; 6])],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(v.len()))?;
+        for (port, m) in v {
+            map.serialize_entry(port, &mac_string(m))?;
+        }
+        map.end()
+    }
+
+    pub(super) fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&duration_string(d))
+    }
+
+    pub(super) fn opt_duration<S: Serializer>(
+        d: &Option<Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => duration(d, s),
+            None => s.serialize_none(),
+        }
+    }
+}
