@@ -10,6 +10,7 @@ pub mod batch;
 pub mod counter;
 pub mod lcore;
 pub mod mem;
+pub mod metrics;
 pub mod port;
 pub mod ring;
 pub mod stats;
