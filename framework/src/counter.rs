@@ -17,6 +17,12 @@ impl Counter {
         );
     }
 
+    /// Overwrites the value. Only the owning thread may call this.
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
     /// Current value.
     #[inline]
     pub fn get(&self) -> u64 {

@@ -6,13 +6,16 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod batch;
+pub mod config;
 pub mod counter;
 pub mod lcore;
 pub mod mem;
 pub mod metrics;
 pub mod port;
 pub mod ring;
+pub mod runtime;
 pub mod stats;
 
 pub use batch::{Batch, Burst, BURST_MAX};

@@ -190,6 +190,12 @@ pub trait Port: Send + Sync {
         self.counters().stats()
     }
 
+    /// True once the port will never receive again (a pcap file read to its end without
+    /// looping). Live devices always return false.
+    fn rx_finished(&self) -> bool {
+        false
+    }
+
     /// Takes receive queue `q` to be polled by one lcore. Each queue can be taken once.
     fn take_rx_queue(&mut self, q: u16) -> Result<Box<dyn RxQueue>, PortError>;
 

@@ -85,9 +85,13 @@ impl<T: Send> MpmcRing<T> {
         let mut head = self.prod_head.load(Ordering::Relaxed);
         loop {
             let cons_tail = self.cons_tail.load(Ordering::Acquire);
-            // A stale `head` can make this look larger than the truth; the CAS below then fails.
             let used = head.wrapping_sub(cons_tail);
-            let free = cap.saturating_sub(used);
+            if used > cap {
+                // `head` went stale while consumers moved past it: look again.
+                head = self.prod_head.load(Ordering::Relaxed);
+                continue;
+            }
+            let free = cap - used;
             let take = match mode {
                 Mode::Bulk if free < n => return (head, 0),
                 _ => n.min(free),
@@ -108,9 +112,12 @@ impl<T: Send> MpmcRing<T> {
     }
 
     /// Publishes a producer range once every earlier range is published.
+    ///
+    /// The wait uses an acquire load: our release store then carries the earlier producers'
+    /// writes too, so a consumer that sees our tail sees their slots.
     #[inline]
     fn publish_prod(&self, start: usize, n: usize) {
-        while self.prod_tail.load(Ordering::Relaxed) != start {
+        while self.prod_tail.load(Ordering::Acquire) != start {
             core::hint::spin_loop();
             #[cfg(miri)]
             std::thread::yield_now();
@@ -148,9 +155,11 @@ impl<T: Send> MpmcRing<T> {
         }
     }
 
+    /// Releases a consumer range once every earlier range is released (acquire wait, as in
+    /// [`Self::publish_prod`], so producers that see our tail know all earlier reads are done).
     #[inline]
     fn publish_cons(&self, start: usize, n: usize) {
-        while self.cons_tail.load(Ordering::Relaxed) != start {
+        while self.cons_tail.load(Ordering::Acquire) != start {
             core::hint::spin_loop();
             #[cfg(miri)]
             std::thread::yield_now();

@@ -1,0 +1,168 @@
+//! Turning a validated [`Config`] into pools, ports and lcores.
+
+use std::collections::HashMap;
+
+use super::idle::IdlePolicy;
+use super::io::LcoreIo;
+use super::lcore::Lcore;
+use super::Runtime;
+use crate::app;
+use crate::config::{self, Config, DriverConfig, HugePages};
+use crate::mem::{HugePolicy, Mempool, MempoolError, MempoolParams};
+use crate::port::null::{NullConfig, NullPort};
+use crate::port::pcap::{PcapConfig, PcapPort};
+use crate::port::ring::{RingPort, RingSide};
+use crate::port::{MacAddr, Port, PortError, TxQueue};
+
+/// Why a runtime could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A pool could not be created.
+    #[error(transparent)]
+    Mempool(#[from] MempoolError),
+    /// A port could not be opened or a queue taken.
+    #[error(transparent)]
+    Port(#[from] PortError),
+    /// An lcore thread failed.
+    #[error("lcore: {0}")]
+    Thread(String),
+}
+
+fn huge_policy(h: HugePages) -> HugePolicy {
+    match h {
+        HugePages::Auto => HugePolicy::Auto,
+        HugePages::Required => HugePolicy::Required,
+        HugePages::Off => HugePolicy::Off,
+    }
+}
+
+/// Converts the config's idle policy.
+pub(crate) fn idle_policy(p: &config::IdlePolicy) -> IdlePolicy {
+    match *p {
+        config::IdlePolicy::Busy => IdlePolicy::Busy,
+        config::IdlePolicy::Adaptive {
+            spin_turns,
+            max_sleep_us,
+        } => IdlePolicy::Adaptive {
+            spin_turns,
+            max_sleep_us,
+        },
+    }
+}
+
+pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
+    let mut pools = HashMap::new();
+    let mut pool_list = Vec::new();
+    for p in &cfg.memory.pools {
+        let mp = Mempool::new(&MempoolParams {
+            name: p.name.clone(),
+            mbufs: p.mbufs,
+            data_room: p.data_room,
+            headroom: p.headroom,
+            cache_size: p.cache_size,
+            huge: huge_policy(cfg.memory.huge_pages),
+            hugetlbfs: cfg.memory.hugetlbfs.clone(),
+        })?;
+        pools.insert(p.name.clone(), mp.clone());
+        pool_list.push(mp);
+    }
+
+    let ids: HashMap<&str, u16> = cfg
+        .ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i as u16))
+        .collect();
+    let mut ports: Vec<Option<Box<dyn Port>>> = (0..cfg.ports.len()).map(|_| None).collect();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        if ports[i].is_some() {
+            continue; // second half of a ring pair, built with the first
+        }
+        let id = i as u16;
+        let pool = pools[&p.pool].clone();
+        let mac = MacAddr(p.mac);
+        match &p.driver {
+            DriverConfig::Null { size, template } => {
+                ports[i] = Some(Box::new(NullPort::new(NullConfig {
+                    name: p.name.clone(),
+                    id,
+                    pool,
+                    size: *size,
+                    template: template.clone(),
+                    rx_queues: p.rx_queues,
+                    tx_queues: p.tx_queues,
+                    mac,
+                    mtu: p.mtu,
+                })?));
+            }
+            DriverConfig::Ring { peer, depth } => {
+                let side = |pc: &config::PortConfig, id: u16| RingSide {
+                    name: pc.name.clone(),
+                    id,
+                    rx_queues: pc.rx_queues,
+                    tx_queues: pc.tx_queues,
+                    mac: MacAddr(pc.mac),
+                    mtu: pc.mtu,
+                };
+                if *peer == p.name {
+                    ports[i] = Some(Box::new(RingPort::loopback(side(p, id), *depth as usize)?));
+                } else {
+                    let j = ids[peer.as_str()] as usize;
+                    let (a, b) = RingPort::pair(
+                        side(p, id),
+                        side(&cfg.ports[j], j as u16),
+                        *depth as usize,
+                    )?;
+                    ports[i] = Some(Box::new(a));
+                    ports[j] = Some(Box::new(b));
+                }
+            }
+            DriverConfig::Pcap { rx, tx, repeat } => {
+                ports[i] = Some(Box::new(PcapPort::open(PcapConfig {
+                    name: p.name.clone(),
+                    id,
+                    pool,
+                    rx: rx.clone(),
+                    tx: tx.clone(),
+                    repeat: *repeat,
+                    mac,
+                    mtu: p.mtu,
+                })?));
+            }
+        }
+    }
+    let mut ports: Vec<Box<dyn Port>> = ports
+        .into_iter()
+        .map(|p| p.expect("every port was built"))
+        .collect();
+
+    let infos: Vec<_> = ports.iter().map(|p| p.info().clone()).collect();
+    let mut lcores = Vec::new();
+    for lc in &cfg.lcores {
+        let mut rx = Vec::new();
+        for q in &lc.rx {
+            let pid = ids[q.port.as_str()];
+            rx.push((pid, ports[pid as usize].take_rx_queue(q.queue)?));
+        }
+        let mut tx: Vec<Option<Box<dyn TxQueue>>> = (0..ports.len()).map(|_| None).collect();
+        for q in &lc.tx {
+            let pid = ids[q.port.as_str()];
+            tx[pid as usize] = Some(ports[pid as usize].take_tx_queue(q.queue)?);
+        }
+        let stage = app::make_stage(&cfg.app, &infos);
+        lcores.push(Lcore::new(
+            lc.id,
+            lc.cpu,
+            rx,
+            LcoreIo::new(tx),
+            stage,
+            cfg.run.burst as usize,
+            idle_policy(&cfg.run.idle),
+        ));
+    }
+    Ok(Runtime {
+        pools: pool_list,
+        ports,
+        lcores,
+    })
+}
