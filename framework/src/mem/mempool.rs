@@ -539,16 +539,14 @@ impl PoolInner {
     pub(crate) fn put_bulk(&self, objs_in: &[ObjPtr]) {
         let n = objs_in.len();
         let Some(cache) = self.my_cache() else {
-            let ok = self.store.enqueue_slice_bulk(objs_in);
-            debug_assert!(ok, "mempool ring overflow: an object was freed twice");
+            self.store_put(objs_in);
             return;
         };
         // SAFETY: only the thread holding this lcore id touches the cache's objects.
         let objs = unsafe { &mut *cache.objs.get() };
         let len = cache.len.load(Ordering::Relaxed) as usize;
         if len + n > objs.len() {
-            let ok = self.store.enqueue_slice_bulk(objs_in);
-            debug_assert!(ok, "mempool ring overflow: an object was freed twice");
+            self.store_put(objs_in);
             return;
         }
         objs[len..len + n].copy_from_slice(objs_in);
@@ -557,10 +555,26 @@ impl PoolInner {
             let keep = self.cache_size as usize;
             // Shrink first (an undercount is safe for the owner's check), then flush.
             cache.len.store(keep as u32, Ordering::Release);
-            let ok = self.store.enqueue_slice_bulk(&objs[keep..len]);
-            debug_assert!(ok, "mempool ring overflow: an object was freed twice");
+            self.store_put(&objs[keep..len]);
         } else {
             cache.len.store(len as u32, Ordering::Release);
+        }
+    }
+
+    /// Puts objects into the shared ring. The ring has room for every object of the pool, so
+    /// this only fails transiently, while this thread's view of the consumers' progress is
+    /// stale; retry until it catches up. A persistent failure means an object was freed twice.
+    #[inline]
+    fn store_put(&self, objs: &[ObjPtr]) {
+        let mut spins = 0u32;
+        while !self.store.enqueue_slice_bulk(objs) {
+            spins += 1;
+            assert!(
+                spins < 10_000_000,
+                "mempool {}: free ring overflow (an mbuf was freed twice)",
+                self.name
+            );
+            core::hint::spin_loop();
         }
     }
 

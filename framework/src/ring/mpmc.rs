@@ -133,9 +133,13 @@ impl<T: Send> MpmcRing<T> {
         loop {
             let prod_tail = self.prod_tail.load(Ordering::Acquire);
             let avail = prod_tail.wrapping_sub(head);
-            // A stale `head` newer than `prod_tail` cannot happen (cons_head <= prod_tail), but a
-            // stale one can be far behind; clamp and let the CAS sort it out.
-            let avail = avail.min(self.capacity());
+            if avail > self.capacity() {
+                // Our view of `prod_tail` is older than the `head` we read (nothing orders the
+                // two loads): read both again rather than reserve unpublished slots.
+                core::hint::spin_loop();
+                head = self.cons_head.load(Ordering::Relaxed);
+                continue;
+            }
             let take = match mode {
                 Mode::Bulk if avail < n => return (head, 0),
                 _ => n.min(avail),
