@@ -157,8 +157,10 @@ impl<T, const N: usize> Batch<T, N> {
             let item = unsafe { ptr::read(base.add(i)) };
             f(item);
         }
-        // SAFETY: slots n..old are initialised; `ptr::copy` handles the overlap.
-        unsafe { ptr::copy(base.add(n), base, old - n) };
+        if old > n {
+            // SAFETY: slots n..old are initialised; `ptr::copy` handles the overlap.
+            unsafe { ptr::copy(base.add(n), base, old - n) };
+        }
         self.len = old - n;
     }
 
@@ -206,7 +208,9 @@ impl<T, const N: usize> Batch<T, N> {
             let s = src.items.as_mut_ptr().cast::<T>();
             let d = self.items.as_mut_ptr().cast::<T>().add(self.len);
             ptr::copy_nonoverlapping(s, d, n);
-            ptr::copy(s.add(n), s, src.len - n);
+            if src.len > n {
+                ptr::copy(s.add(n), s, src.len - n);
+            }
         }
         src.len -= n;
         self.len += n;

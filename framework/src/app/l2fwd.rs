@@ -60,13 +60,18 @@ impl L2fwd {
     }
 }
 
+/// Swaps destination and source MAC (bytes 0..6 and 6..12) with two loads and two stores.
 #[inline(always)]
 fn swap_macs(d: &mut [u8]) {
-    // Load both addresses as one 12-byte value and store it back with the halves exchanged.
-    let mut a = [0u8; 6];
-    a.copy_from_slice(&d[0..6]);
-    d.copy_within(6..12, 0);
-    d[6..12].copy_from_slice(&a);
+    const M48: u64 = (1 << 48) - 1;
+    let (head, _) = d.split_at_mut(12);
+    let (lo, hi) = head.split_at_mut(8);
+    let a = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
+    let b = u32::from_le_bytes(hi.try_into().expect("4 bytes")) as u64;
+    let dst = a & M48;
+    let src = (a >> 48) | (b << 16);
+    lo.copy_from_slice(&(src | (dst << 48)).to_le_bytes());
+    hi.copy_from_slice(&((dst >> 16) as u32).to_le_bytes());
 }
 
 impl Stage for L2fwd {

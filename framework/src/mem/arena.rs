@@ -298,6 +298,69 @@ mod tests {
         assert_eq!(a.len() % a.page_size(), 0);
     }
 
+    fn free_huge_pages() -> usize {
+        std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with("HugePages_Free:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// With huge pages reserved (CI reserves some), both huge backings must really be used:
+    /// anonymous MAP_HUGETLB, and a file on a hugetlbfs mount (mounted here when root).
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap is not available under Miri")]
+    fn huge_backings_work_when_pages_are_reserved() {
+        if free_huge_pages() < 4 {
+            assert!(
+                std::env::var("FERROPLANE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "no free huge pages but FERROPLANE_REQUIRE_TOOLS=1 (reserve some: echo 64 > \
+                 /proc/sys/vm/nr_hugepages)"
+            );
+            eprintln!("skipping: no free huge pages reserved");
+            return;
+        }
+        let a = Arena::new(3 << 20, HugePolicy::Required, None, "anon").unwrap();
+        assert_eq!(a.backing(), &Backing::HugeAnon);
+        assert_eq!(a.len(), 4 << 20);
+        // SAFETY: the region is ours and `len` bytes long.
+        unsafe { a.as_ptr().add(a.len() - 1).write(1) };
+        drop(a);
+
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping the hugetlbfs part: not root");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "hugetlbfs", "none"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -t hugetlbfs failed as root");
+        let res = Arena::new(1 << 20, HugePolicy::Required, Some(dir.path()), "file");
+        let checked = res.as_ref().map_err(|e| e.to_string()).map(|a| {
+            // SAFETY: the region is ours.
+            unsafe { a.as_ptr().write(7) };
+            (
+                matches!(a.backing(), Backing::HugeFile(_)),
+                a.file().is_some(),
+            )
+        });
+        // Unmap before unmounting, or the mount stays busy.
+        drop(res);
+        let umounted = std::process::Command::new("umount")
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert_eq!(checked.unwrap(), (true, true));
+        assert!(umounted, "hugetlbfs mount left behind");
+    }
+
     #[test]
     fn required_fails_cleanly_or_gives_huge_pages() {
         // Whether huge pages are reserved depends on the machine; both outcomes must be sane.

@@ -109,21 +109,23 @@ impl MbufHdr {
     }
 
     /// Resets a free header to an empty packet (`rte_pktmbuf_reset`). Free headers already have
-    /// `next` null, one segment, refcount 1 and their own buffer.
+    /// `next` null, one segment, refcount 1 and their own buffer. Only the first cache line is
+    /// written: `tx_offload` and `timestamp` are meaningful only when `ol_flags` (cleared here)
+    /// or the stage that set them says so.
     ///
     /// # Safety
-    /// `h` must be a free object of a live pool, owned by the caller.
-    #[inline]
-    pub(crate) unsafe fn reset(h: *mut MbufHdr) {
+    /// `h` must be a free object of a live pool, owned by the caller; `headroom` must not
+    /// exceed its buffer length (the pool guarantees it).
+    #[inline(always)]
+    pub(crate) unsafe fn reset(h: *mut MbufHdr, headroom: u16) {
         let h = &mut *h;
-        h.data_off = (*h.pool).headroom().min(h.buf_len);
+        h.data_off = headroom;
         h.data_len = 0;
         h.pkt_len = 0;
         h.port = NO_PORT;
         h.ol_flags = 0;
         h.packet_type = 0;
         h.vlan_tci = 0;
-        h.tx_offload = 0;
     }
 }
 
@@ -141,8 +143,8 @@ impl Mbuf {
     /// # Safety
     /// `h` must be a free object of a live pool, now owned by the caller.
     #[inline]
-    pub(crate) unsafe fn from_fresh(h: NonNull<MbufHdr>) -> Mbuf {
-        MbufHdr::reset(h.as_ptr());
+    pub(crate) unsafe fn from_fresh(h: NonNull<MbufHdr>, headroom: u16) -> Mbuf {
+        MbufHdr::reset(h.as_ptr(), headroom);
         Mbuf(h)
     }
 
@@ -480,6 +482,7 @@ impl Mbuf {
     }
 
     /// Packed tx offload lengths (l2/l3/l4 header lengths, TSO segment size), as `rte_mbuf`.
+    /// Not cleared on allocation: meaningful only when a `TX_*` offload flag is set.
     #[inline]
     pub fn tx_offload(&self) -> u64 {
         self.hdr().tx_offload

@@ -364,7 +364,7 @@ impl Mempool {
             return None;
         }
         // SAFETY: the object is free and now exclusively ours.
-        Some(unsafe { Mbuf::from_fresh(one[0].0) })
+        Some(unsafe { Mbuf::from_fresh(one[0].0, self.inner().headroom) })
     }
 
     /// Appends exactly `n` fresh mbufs to `out`, or none (counted as an empty event) when the
@@ -383,12 +383,14 @@ impl Mempool {
         let slots = unsafe {
             std::slice::from_raw_parts_mut(out.as_mut_ptr().add(len).cast::<ObjPtr>(), n)
         };
-        if !self.inner().get_bulk(slots) {
+        let inner = self.inner();
+        if !inner.get_bulk(slots) {
             return false;
         }
+        let headroom = inner.headroom;
         for o in slots.iter() {
             // SAFETY: each object is free and now ours; reset it in place.
-            unsafe { MbufHdr::reset(o.0.as_ptr()) };
+            unsafe { MbufHdr::reset(o.0.as_ptr(), headroom) };
         }
         // SAFETY: the n new slots were just initialised with valid mbufs.
         unsafe { out.set_len(len + n) };
@@ -417,18 +419,20 @@ impl Mempool {
     /// Returns the mbufs of `burst` to their pools, batching the common case (single-segment,
     /// unshared mbufs) into bulk puts. Leaves `burst` empty.
     #[inline]
-    pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) {
+    pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) -> u64 {
         free_burst(burst)
     }
 }
 
-/// Returns every mbuf of `burst` to its pool (bulk where possible). Leaves `burst` empty.
+/// Returns every mbuf of `burst` to its pool (bulk where possible) and leaves `burst` empty.
+/// Returns the total packet length freed, which transmit drivers count as bytes sent.
 #[inline]
-pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) {
+pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) -> u64 {
     let len = burst.len();
     if len == 0 {
-        return;
+        return 0;
     }
+    let mut bytes = 0u64;
     let mut run: [ObjPtr; BURST_MAX] = [ObjPtr(NonNull::dangling()); BURST_MAX];
     let mut run_len = 0usize;
     let mut run_pool: *const PoolInner = std::ptr::null();
@@ -439,6 +443,7 @@ pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) {
     for i in 0..len {
         // SAFETY: slot i was initialised and is read once.
         let m = unsafe { std::ptr::read(base.add(i)) };
+        bytes += m.pkt_len() as u64;
         match m.into_simple_free() {
             Ok((obj, pool)) => {
                 if pool != run_pool || run_len == BURST_MAX {
@@ -459,6 +464,7 @@ pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) {
         // SAFETY: the run holds free objects of `run_pool`.
         unsafe { (*run_pool).put_bulk(&run[..run_len]) };
     }
+    bytes
 }
 
 impl PoolInner {
@@ -576,12 +582,6 @@ impl PoolInner {
             );
             core::hint::spin_loop();
         }
-    }
-
-    /// Headroom for fresh mbufs.
-    #[inline]
-    pub(crate) fn headroom(&self) -> u16 {
-        self.headroom
     }
 
     /// Size of each buffer (headroom + data room).

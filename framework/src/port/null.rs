@@ -167,10 +167,9 @@ impl TxQueue for NullTx {
     #[inline]
     fn tx_burst(&mut self, pkts: &mut Burst) -> usize {
         let n = pkts.len();
-        let bytes: usize = pkts.iter().map(|m| m.pkt_len()).sum();
-        free_burst(pkts);
+        let bytes = free_burst(pkts);
         self.counters.packets.add(n as u64);
-        self.counters.bytes.add(bytes as u64);
+        self.counters.bytes.add(bytes);
         n
     }
 }
