@@ -217,6 +217,21 @@ impl<T, const N: usize> Batch<T, N> {
         n
     }
 
+    /// Forgets the first `n` items (their ownership was moved out by a raw copy) and moves the
+    /// rest to the front.
+    ///
+    /// # Safety
+    /// `n <= len`, and the caller must already have taken ownership of the first `n` items.
+    #[inline]
+    pub unsafe fn forget_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        let base = self.items.as_mut_ptr().cast::<T>();
+        if self.len > n {
+            ptr::copy(base.add(n), base, self.len - n);
+        }
+        self.len -= n;
+    }
+
     /// Raw pointer to the first slot, for drivers that fill slots directly.
     #[inline]
     pub fn as_mut_ptr(&mut self) -> *mut T {

@@ -433,36 +433,44 @@ pub fn free_burst<const N: usize>(burst: &mut Batch<Mbuf, N>) -> u64 {
         return 0;
     }
     let mut bytes = 0u64;
-    let mut run: [ObjPtr; BURST_MAX] = [ObjPtr(NonNull::dangling()); BURST_MAX];
-    let mut run_len = 0usize;
-    let mut run_pool: *const PoolInner = std::ptr::null();
     // Take ownership of all items; the batch is empty afterwards whatever happens.
     // SAFETY: we consume each of the `len` initialised items exactly once below.
     unsafe { burst.set_len(0) };
     let base = burst.as_mut_ptr();
+    // The burst's own slots hold the runs of objects to put back: `Mbuf` and `ObjPtr` are both
+    // a transparent `NonNull<MbufHdr>`, and a run entry is only written to a slot already read.
+    let objs = base.cast::<ObjPtr>();
+    let mut run_start = 0usize;
+    let mut run_len = 0usize;
+    let mut run_pool: *const PoolInner = std::ptr::null();
     for i in 0..len {
         // SAFETY: slot i was initialised and is read once.
         let m = unsafe { std::ptr::read(base.add(i)) };
         bytes += m.pkt_len() as u64;
         match m.into_simple_free() {
             Ok((obj, pool)) => {
-                if pool != run_pool || run_len == BURST_MAX {
+                if pool != run_pool {
                     if run_len > 0 {
-                        // SAFETY: the run holds free objects of `run_pool`.
-                        unsafe { (*run_pool).put_bulk(&run[..run_len]) };
+                        // SAFETY: slots run_start..+run_len hold free objects of `run_pool`.
+                        unsafe {
+                            (*run_pool)
+                                .put_bulk(std::slice::from_raw_parts(objs.add(run_start), run_len))
+                        };
                     }
                     run_pool = pool;
+                    run_start = i;
                     run_len = 0;
                 }
-                run[run_len] = ObjPtr(obj);
+                // SAFETY: run_start + run_len <= i, a slot already read.
+                unsafe { objs.add(run_start + run_len).write(ObjPtr(obj)) };
                 run_len += 1;
             }
             Err(m) => drop(m),
         }
     }
     if run_len > 0 {
-        // SAFETY: the run holds free objects of `run_pool`.
-        unsafe { (*run_pool).put_bulk(&run[..run_len]) };
+        // SAFETY: slots run_start..+run_len hold free objects of `run_pool`.
+        unsafe { (*run_pool).put_bulk(std::slice::from_raw_parts(objs.add(run_start), run_len)) };
     }
     bytes
 }

@@ -37,3 +37,48 @@ pub(crate) fn alloc_slots<T>(
         .map(|_| core::cell::UnsafeCell::new(core::mem::MaybeUninit::uninit()))
         .collect()
 }
+
+/// Base pointer of a ring's slot array, valid for writes to any slot (the slots are
+/// `UnsafeCell`s, so writing through a pointer derived from a shared borrow is allowed).
+#[inline]
+pub(crate) fn slot_base<T>(slots: &[core::cell::UnsafeCell<core::mem::MaybeUninit<T>>]) -> *mut T {
+    core::cell::UnsafeCell::raw_get(slots.as_ptr()).cast::<T>()
+}
+
+/// Copies `n` items from `src` into the ring slots starting at position `pos`, wrapping.
+///
+/// # Safety
+/// The `n` slots from `pos` must be reserved by the caller and free; `src` must hold `n`
+/// initialised items whose ownership moves into the ring.
+#[inline]
+pub(crate) unsafe fn copy_into_ring<T>(
+    base: *mut T,
+    mask: usize,
+    pos: usize,
+    src: *const T,
+    n: usize,
+) {
+    let i = pos & mask;
+    let first = n.min(mask + 1 - i);
+    core::ptr::copy_nonoverlapping(src, base.add(i), first);
+    core::ptr::copy_nonoverlapping(src.add(first), base, n - first);
+}
+
+/// Copies `n` items out of the ring slots starting at position `pos`, wrapping.
+///
+/// # Safety
+/// The `n` slots from `pos` must be reserved by the caller and hold published items, whose
+/// ownership moves to `dst` (which must have room for `n`).
+#[inline]
+pub(crate) unsafe fn copy_out_of_ring<T>(
+    base: *const T,
+    mask: usize,
+    pos: usize,
+    dst: *mut T,
+    n: usize,
+) {
+    let i = pos & mask;
+    let first = n.min(mask + 1 - i);
+    core::ptr::copy_nonoverlapping(base.add(i), dst, first);
+    core::ptr::copy_nonoverlapping(base, dst.add(first), n - first);
+}

@@ -203,12 +203,18 @@ impl<T: Send> MpmcRing<T> {
         if n == 0 {
             return 0;
         }
-        let mut pos = start;
-        src.drain_front(n, |item| {
-            // SAFETY: slots start..start+n are reserved for us and free.
-            unsafe { (*self.slot(pos)).write(item) };
-            pos = pos.wrapping_add(1);
-        });
+        // SAFETY: slots start..start+n are reserved for us and free; the first n items of
+        // `src` move into them and are then forgotten by `src`.
+        unsafe {
+            super::copy_into_ring(
+                super::slot_base(&self.slots),
+                self.mask,
+                start,
+                src.as_mut_ptr(),
+                n,
+            );
+            src.forget_front(n);
+        }
         self.publish_prod(start, n);
         n
     }
@@ -232,13 +238,18 @@ impl<T: Send> MpmcRing<T> {
             return 0;
         }
         let (start, n) = self.reserve_cons(want, mode);
-        for i in 0..n {
-            // SAFETY: slots start..start+n are reserved for us and hold published items.
-            let item = unsafe { (*self.slot(start.wrapping_add(i))).assume_init_read() };
-            if let Err(item) = dst.push(item) {
-                drop(item);
-                unreachable!("dequeue checked the destination's free space");
-            }
+        let len = dst.len();
+        // SAFETY: slots start..start+n are reserved for us and hold published items, read once;
+        // `dst` has room for `want >= n` more.
+        unsafe {
+            super::copy_out_of_ring(
+                super::slot_base(&self.slots),
+                self.mask,
+                start,
+                dst.as_mut_ptr().add(len),
+                n,
+            );
+            dst.set_len(len + n);
         }
         if n > 0 {
             self.publish_cons(start, n);
@@ -263,10 +274,16 @@ impl<T: Send> MpmcRing<T> {
         T: Copy,
     {
         let (start, n) = self.reserve_prod(src.len(), mode);
-        for (i, item) in src[..n].iter().enumerate() {
-            // SAFETY: slots start..start+n are reserved for us and free.
-            unsafe { (*self.slot(start.wrapping_add(i))).write(*item) };
-        }
+        // SAFETY: slots start..start+n are reserved for us and free; `T: Copy`.
+        unsafe {
+            super::copy_into_ring(
+                super::slot_base(&self.slots),
+                self.mask,
+                start,
+                src.as_ptr(),
+                n,
+            )
+        };
         if n > 0 {
             self.publish_prod(start, n);
         }
@@ -296,10 +313,17 @@ impl<T: Send> MpmcRing<T> {
         T: Copy,
     {
         let (start, n) = self.reserve_cons(dst.len(), mode);
-        for (i, out) in dst[..n].iter_mut().enumerate() {
-            // SAFETY: slots start..start+n are reserved for us and hold published items.
-            *out = unsafe { (*self.slot(start.wrapping_add(i))).assume_init_read() };
-        }
+        // SAFETY: slots start..start+n are reserved for us and hold published items; `T: Copy`
+        // and `dst` has room for n.
+        unsafe {
+            super::copy_out_of_ring(
+                super::slot_base(&self.slots),
+                self.mask,
+                start,
+                dst.as_mut_ptr(),
+                n,
+            )
+        };
         if n > 0 {
             self.publish_cons(start, n);
         }

@@ -143,15 +143,20 @@ impl<T: Send> Producer<T> {
             return 0;
         }
         let shared = &*self.shared;
-        let mut pos = self.tail;
-        src.drain_front(n, |item| {
-            // SAFETY: the n slots from `tail` are free (checked by the caller) and only we
-            // write them.
-            unsafe { (*shared.slot(pos)).write(item) };
-            pos = pos.wrapping_add(1);
-        });
-        self.tail = pos;
-        shared.tail.store(pos, Ordering::Release);
+        // SAFETY: the n slots from `tail` are free (checked by the caller) and only we write
+        // them; the first n items of `src` move into them and are then forgotten by `src`.
+        unsafe {
+            super::copy_into_ring(
+                super::slot_base(&shared.slots),
+                shared.mask,
+                self.tail,
+                src.as_mut_ptr(),
+                n,
+            );
+            src.forget_front(n);
+        }
+        self.tail = self.tail.wrapping_add(n);
+        shared.tail.store(self.tail, Ordering::Release);
         n
     }
 
@@ -187,10 +192,17 @@ impl<T: Send> Producer<T> {
         if src.is_empty() {
             return;
         }
-        for (i, item) in src.iter().enumerate() {
-            // SAFETY: these slots are free (checked by the caller) and only we write them.
-            unsafe { (*self.shared.slot(self.tail.wrapping_add(i))).write(*item) };
-        }
+        let shared = &*self.shared;
+        // SAFETY: these slots are free (checked by the caller) and only we write them.
+        unsafe {
+            super::copy_into_ring(
+                super::slot_base(&shared.slots),
+                shared.mask,
+                self.tail,
+                src.as_ptr(),
+                src.len(),
+            )
+        };
         self.tail = self.tail.wrapping_add(src.len());
         self.shared.tail.store(self.tail, Ordering::Release);
     }
@@ -260,17 +272,22 @@ impl<T: Send> Consumer<T> {
         if n == 0 {
             return;
         }
-        for i in 0..n {
-            // SAFETY: slots head..head+n were published by the producer; each is read once.
-            let item = unsafe { (*self.shared.slot(self.head.wrapping_add(i))).assume_init_read() };
-            // Cannot fail: the caller checked `dst.remaining() >= n`.
-            if let Err(item) = dst.push(item) {
-                drop(item);
-                unreachable!("dequeue checked the destination's free space");
-            }
+        let shared = &*self.shared;
+        let len = dst.len();
+        // SAFETY: slots head..head+n were published by the producer and are read once; `dst`
+        // has room for n more (checked by the caller), which become initialised.
+        unsafe {
+            super::copy_out_of_ring(
+                super::slot_base(&shared.slots),
+                shared.mask,
+                self.head,
+                dst.as_mut_ptr().add(len),
+                n,
+            );
+            dst.set_len(len + n);
         }
         self.head = self.head.wrapping_add(n);
-        self.shared.head.store(self.head, Ordering::Release);
+        shared.head.store(self.head, Ordering::Release);
     }
 
     /// Copies up to `dst.len()` items into the front of `dst`; returns how many.
@@ -305,11 +322,18 @@ impl<T: Send> Consumer<T> {
         if dst.is_empty() {
             return;
         }
-        for (i, out) in dst.iter_mut().enumerate() {
-            // SAFETY: these slots were published by the producer; `T: Copy` so reading leaves
-            // nothing to drop.
-            *out = unsafe { (*self.shared.slot(self.head.wrapping_add(i))).assume_init_read() };
-        }
+        let shared = &*self.shared;
+        // SAFETY: these slots were published by the producer; `T: Copy` so reading leaves
+        // nothing to drop.
+        unsafe {
+            super::copy_out_of_ring(
+                super::slot_base(&shared.slots),
+                shared.mask,
+                self.head,
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
         self.head = self.head.wrapping_add(dst.len());
         self.shared.head.store(self.head, Ordering::Release);
     }
