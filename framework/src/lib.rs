@@ -10,6 +10,7 @@ pub mod app;
 pub mod batch;
 pub mod config;
 pub mod counter;
+pub mod graph;
 pub mod lcore;
 pub mod mem;
 pub mod metrics;

@@ -28,6 +28,8 @@ pub struct LcoreStats {
     /// Packets dropped on this lcore, by reason (`tx_full`, `runt`, …); reasons with zero drops
     /// may be omitted.
     pub drops: Vec<(&'static str, u64)>,
+    /// Per-node counters when the lcore runs a packet graph (empty otherwise).
+    pub nodes: Vec<crate::graph::NodeStats>,
 }
 
 /// Everything a stats reader wants in one consistent-enough snapshot.

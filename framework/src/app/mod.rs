@@ -1,4 +1,4 @@
-//! Applications: the [`Stage`](crate::runtime::Stage)s that lcores run, chosen by `[app]` in the
+//! Applications: the [`Stage`] implementations that lcores run, chosen by `[app]` in the
 //! config.
 
 pub mod l2fwd;

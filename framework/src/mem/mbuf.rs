@@ -27,6 +27,7 @@ pub const SCRATCH_LEN: usize = 32;
 pub(crate) const HDR_SIZE: usize = 128;
 
 const F_INDIRECT: u16 = 1;
+const F_TRACED: u16 = 2;
 
 /// Offload and status flags carried by an mbuf (a subset of DPDK's `RTE_MBUF_F_*`).
 pub mod ol {
@@ -74,7 +75,7 @@ pub(crate) struct MbufHdr {
     direct: *mut MbufHdr,
     timestamp: u64,
     tx_offload: u64,
-    scratch: [u8; SCRATCH_LEN],
+    scratch: [u64; SCRATCH_LEN / 8],
 }
 
 const _: () = assert!(std::mem::size_of::<MbufHdr>() == HDR_SIZE);
@@ -104,7 +105,7 @@ impl MbufHdr {
             direct: ptr::null_mut(),
             timestamp: 0,
             tx_offload: 0,
-            scratch: [0; SCRATCH_LEN],
+            scratch: [0; SCRATCH_LEN / 8],
         }
     }
 
@@ -494,16 +495,49 @@ impl Mbuf {
         self.hdr_mut().tx_offload = v;
     }
 
-    /// Per-packet scratch bytes for nodes to pass results along (not cleared on alloc).
+    /// Per-packet scratch space for nodes to pass results along (not cleared on alloc), as
+    /// 8-byte aligned words.
+    #[inline]
+    pub fn scratch_words(&self) -> &[u64; SCRATCH_LEN / 8] {
+        &self.hdr().scratch
+    }
+
+    /// Writable scratch words.
+    #[inline]
+    pub fn scratch_words_mut(&mut self) -> &mut [u64; SCRATCH_LEN / 8] {
+        &mut self.hdr_mut().scratch
+    }
+
+    /// Scratch space as bytes.
     #[inline]
     pub fn scratch(&self) -> &[u8; SCRATCH_LEN] {
-        &self.hdr().scratch
+        // SAFETY: [u64; 4] and [u8; 32] have the same size; u8 has no alignment or validity
+        // requirements.
+        unsafe { &*(self.hdr().scratch.as_ptr() as *const [u8; SCRATCH_LEN]) }
     }
 
     /// Writable scratch bytes.
     #[inline]
     pub fn scratch_mut(&mut self) -> &mut [u8; SCRATCH_LEN] {
-        &mut self.hdr_mut().scratch
+        // SAFETY: as in `scratch`; the borrow is exclusive through `&mut self`.
+        unsafe { &mut *(self.hdr_mut().scratch.as_mut_ptr() as *mut [u8; SCRATCH_LEN]) }
+    }
+
+    /// True if the packet is being traced through the graph.
+    #[inline]
+    pub fn is_traced(&self) -> bool {
+        self.hdr().flags & F_TRACED != 0
+    }
+
+    /// Marks or unmarks the packet for tracing (cleared when the mbuf is freed).
+    #[inline]
+    pub fn set_traced(&mut self, on: bool) {
+        let h = self.hdr_mut();
+        if on {
+            h.flags |= F_TRACED;
+        } else {
+            h.flags &= !F_TRACED;
+        }
     }
 
     /// Makes a second handle to the same packet bytes without copying them (DPDK's
@@ -620,12 +654,12 @@ unsafe fn free_seg(seg: *mut MbufHdr) {
     if s.flags & F_INDIRECT != 0 {
         let direct = s.direct;
         let pool = &*s.pool;
-        s.flags &= !F_INDIRECT;
         s.direct = ptr::null_mut();
         s.buf = pool.own_buf(s.index);
         s.buf_len = pool.buf_len();
         free_seg(direct);
     }
+    s.flags = 0;
     let pool = &*s.pool;
     pool.put_bulk(&[ObjPtr(NonNull::new_unchecked(seg))]);
 }

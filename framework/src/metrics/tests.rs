@@ -115,6 +115,7 @@ fn fixture() -> Snapshot {
                 busy_cycles: 1_000_000_000,
                 total_cycles: 4_000_000_000,
                 drops: vec![("tx_full", 7), ("no_tx_queue", 0), ("runt", 2)],
+                nodes: vec![],
             },
             LcoreStats {
                 id: 2,
@@ -127,6 +128,7 @@ fn fixture() -> Snapshot {
                 busy_cycles: 0,
                 total_cycles: 3_000_000_000,
                 drops: vec![("tx_full", 0), ("no_route", 3)],
+                nodes: vec![],
             },
         ],
         pools: vec![MempoolStats {

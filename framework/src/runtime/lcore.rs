@@ -17,6 +17,7 @@ use super::io::{DropCounters, LcoreIo, DROP_UNHANDLED};
 use super::tsc::rdtsc;
 use crate::batch::Burst;
 use crate::counter::Counter;
+use crate::graph::GraphMonitor;
 use crate::port::RxQueue;
 use crate::stats::LcoreStats;
 
@@ -31,6 +32,11 @@ pub trait Stage: Send {
 
     /// Called once per turn after the receive queues (timers, application work).
     fn poll(&mut self, _io: &mut LcoreIo) {}
+
+    /// Per-node counters, for stages that run a packet graph.
+    fn graph_monitor(&self) -> Option<GraphMonitor> {
+        None
+    }
 }
 
 /// Loop counters of one lcore (single writer: the lcore).
@@ -63,6 +69,8 @@ pub struct LcoreMonitor {
     pub counters: Arc<LcoreCounters>,
     /// Drops by reason.
     pub drops: Arc<DropCounters>,
+    /// Node counters when the stage is a graph.
+    pub graph: Option<GraphMonitor>,
 }
 
 impl LcoreMonitor {
@@ -80,6 +88,7 @@ impl LcoreMonitor {
             busy_cycles: c.busy_cycles.get(),
             total_cycles: c.total_cycles.get(),
             drops: self.drops.snapshot(),
+            nodes: self.graph.as_ref().map(|g| g.stats()).unwrap_or_default(),
         }
     }
 }
@@ -139,6 +148,7 @@ impl Lcore {
             cpu: self.cpu,
             counters: self.counters.clone(),
             drops: self.io.drop_counters(),
+            graph: self.stage.graph_monitor(),
         }
     }
 
