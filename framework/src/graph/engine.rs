@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use super::meta::{meta, meta_mut};
 use super::node::{DropId, InitCtx, Node, NodeCtx};
@@ -286,7 +285,6 @@ impl GraphBuilder {
             scratch: Burst::new(),
             overflow: 0,
             entry: entry_id,
-            clock: Instant::now(),
         })
     }
 }
@@ -333,7 +331,6 @@ pub struct Graph {
     scratch: Burst,
     overflow: u64,
     entry: NodeId,
-    clock: Instant,
 }
 
 impl Graph {
@@ -391,7 +388,7 @@ impl Graph {
     /// Calls every node's `poll` (timers), then runs whatever they produced. Flushes trace
     /// lines to the collector.
     pub fn poll(&mut self, io: &mut LcoreIo) {
-        let now_ns = self.clock.elapsed().as_nanos() as u64;
+        let now_ns = crate::runtime::tsc::monotonic_ns();
         for id in 1..self.nodes.len() {
             let Graph {
                 names,
@@ -429,7 +426,7 @@ impl Graph {
     }
 
     fn run_pending(&mut self, io: &mut LcoreIo) {
-        let now_ns = self.clock.elapsed().as_nanos() as u64;
+        let now_ns = crate::runtime::tsc::monotonic_ns();
         for _ in 0..MAX_PASSES {
             let mut ran = false;
             for i in 0..self.order.len() {

@@ -18,6 +18,14 @@ pub fn rdtsc() -> u64 {
     }
 }
 
+/// Nanoseconds since the first call in this process: one clock for every lcore, so timestamps
+/// stored in shared tables (neighbour ages, rate limits) compare across cores.
+#[inline]
+pub fn monotonic_ns() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
 /// Counter ticks per second, measured once against the monotonic clock (about 20 ms).
 pub fn tsc_hz() -> u64 {
     static HZ: OnceLock<u64> = OnceLock::new();
