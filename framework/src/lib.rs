@@ -12,6 +12,7 @@ pub mod config;
 pub mod counter;
 pub mod graph;
 pub mod lcore;
+pub mod lpm;
 pub mod mem;
 pub mod metrics;
 pub mod port;
