@@ -19,6 +19,7 @@ pub mod port;
 pub mod ring;
 pub mod runtime;
 pub mod stats;
+pub mod wire;
 
 pub use batch::{Batch, Burst, BURST_MAX};
 pub use mem::{Mbuf, Mempool};
