@@ -1,12 +1,15 @@
-//! Configuration: one TOML file declares memory, ports, lcores, the application, metrics and run
+//! Configuration: one TOML file declares memory, ports, lcores, the application, the L2/L3 stack
+//! (addresses, routes, static neighbours, ACLs, protocol limits), tracing, metrics and run
 //! options; [`parse`] turns it into a validated [`Config`].
 //!
 //! Validation reports *every* problem at once ([`ConfigErrors`]), each with its path in the file
 //! (`ports[1].rx_queues`, `lcores[0].rx[2]`, …), the line where possible, a message and a hint
 //! saying what would be valid. Serde stops at the first error, so the parsed (spanned) TOML tree
 //! is walked by hand with an error-collecting reader (`reader.rs`); the per-section readers
-//! (`sections.rs`) check what a single table can tell, and the cross-reference checks
-//! (`validate.rs`) run only on the parts that read well enough, so one typo does not cascade.
+//! (`sections.rs`, and `sections/net.rs` for the stack's sections) check what a single table can
+//! tell, and the cross-reference checks (`validate.rs`, and `validate/net.rs` for subnets,
+//! routes, neighbours and ACLs) run only on the parts that read well enough, so one typo does not
+//! cascade.
 //!
 //! The output types derive `Serialize` in the same shape as the input format, so
 //! `toml::to_string(&config)` prints the *effective* configuration (defaults and automatic tx
@@ -15,7 +18,7 @@
 //! The field reference is `docs/CONFIG.md`; `configs/default.toml` is a commented example.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,6 +147,21 @@ pub struct Config {
     pub lcores: Vec<LcoreConfig>,
     /// `[app]`: what the lcores do with packets.
     pub app: AppConfig,
+    /// `[[routes]]`: static IPv4 routes, in declaration order (the connected subnets of the
+    /// ports' `ipv4` addresses are implicit and not listed here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
+    /// `[[neighbours]]`: static ARP entries, in declaration order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<NeighbourConfig>,
+    /// `[[acl]]`: packet filters placed on graph edges, in declaration order.
+    #[serde(rename = "acl", skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<AclConfig>,
+    /// `[stack]`: ARP, reassembly and ICMP limits of the L2/L3 stack.
+    pub stack: StackConfig,
+    /// `[trace]`: trace the first packets node by node (`None`: no tracing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceConfig>,
     /// `[metrics]`: the Prometheus endpoint.
     pub metrics: MetricsConfig,
     /// `[run]`: poll-loop and lifetime options.
@@ -205,6 +223,13 @@ pub struct PortConfig {
     /// The port's own (unicast) MAC address.
     #[serde(serialize_with = "ser::mac")]
     pub mac: [u8; 6],
+    /// The port's IPv4 addresses with their subnets (`ipv4 = ["198.18.0.1/24"]`); each subnet
+    /// is a connected route through this port. Subnets of different ports do not overlap.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ipv4: Vec<Ipv4Cidr>,
+    /// Accept every frame. When false (the default), Ethernet input accepts only frames sent to
+    /// this port's MAC, to broadcast and to multicast addresses.
+    pub promiscuous: bool,
     /// The driver and its options.
     #[serde(flatten)]
     pub driver: DriverConfig,
@@ -246,6 +271,74 @@ pub enum DriverConfig {
         #[serde(rename = "loop")]
         repeat: bool,
     },
+}
+
+/// An IPv4 address with a prefix length: `"198.18.0.1/24"`.
+///
+/// As an interface address (`ports[].ipv4`) the host bits are the port's own address; as a
+/// route or ACL prefix they are zero. Displays and serializes as `"a.b.c.d/n"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct Ipv4Cidr {
+    /// The address (host bits included).
+    pub addr: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub prefix_len: u8,
+}
+
+impl Ipv4Cidr {
+    /// `addr/prefix_len`; `None` if `prefix_len` is above 32.
+    pub fn new(addr: Ipv4Addr, prefix_len: u8) -> Option<Self> {
+        (prefix_len <= 32).then_some(Ipv4Cidr { addr, prefix_len })
+    }
+
+    /// The network mask as a host-order integer (`/24` → `0xffff_ff00`, `/0` → 0).
+    pub fn mask(&self) -> u32 {
+        match self.prefix_len {
+            0 => 0,
+            n => u32::MAX << (32 - u32::from(n.min(32))),
+        }
+    }
+
+    /// The network address: the host bits cleared (`198.18.0.1/24` → `198.18.0.0`).
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    /// The directed broadcast address: the host bits set (`198.18.0.1/24` → `198.18.0.255`).
+    pub fn broadcast(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    }
+
+    /// True if `ip` is inside this prefix.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        (u32::from(ip) ^ u32::from(self.addr)) & self.mask() == 0
+    }
+
+    /// True if the two prefixes share at least one address (one contains the other).
+    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+        self.contains(other.addr) || other.contains(self.addr)
+    }
+
+    /// The same prefix with the host bits cleared (`198.18.0.1/24` → `198.18.0.0/24`).
+    pub fn trunc(&self) -> Ipv4Cidr {
+        Ipv4Cidr {
+            addr: self.network(),
+            prefix_len: self.prefix_len,
+        }
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+impl From<Ipv4Cidr> for String {
+    fn from(c: Ipv4Cidr) -> String {
+        c.to_string()
+    }
 }
 
 /// One queue of one port: `"p0:1"`, `"p0"` (queue 0) or `{ port = "p0", queue = 1 }`.
@@ -315,12 +408,201 @@ pub struct L2fwdConfig {
     pub peer_macs: Vec<(String, [u8; 6])>,
 }
 
+/// Options of the `l3fwd` application (none yet: the routes come from `[[routes]]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct L3fwdConfig {}
+
+/// Options of the `udp-echo` application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UdpEchoConfig {
+    /// UDP port to answer on, 1..=65535 (default 7, the echo service).
+    pub port: u16,
+    /// The local address to answer on (one of the ports' `ipv4` addresses); `None`: every
+    /// local address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
+}
+
 /// The application run by the lcores (`[app]`, chosen by `name`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum AppConfig {
     /// `name = "l2fwd"`: forward between paired ports.
     L2fwd(L2fwdConfig),
+    /// `name = "l3fwd"`: route IPv4 between ports (connected subnets, `[[routes]]`, ARP,
+    /// ICMP errors).
+    L3fwd(L3fwdConfig),
+    /// `name = "udp-echo"`: answer UDP datagrams on a port with their own payload.
+    #[serde(rename = "udp-echo")]
+    UdpEcho(UdpEchoConfig),
+}
+
+impl AppConfig {
+    /// The application's name as written in the file (`"l2fwd"`, `"l3fwd"`, `"udp-echo"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppConfig::L2fwd(_) => "l2fwd",
+            AppConfig::L3fwd(_) => "l3fwd",
+            AppConfig::UdpEcho(_) => "udp-echo",
+        }
+    }
+}
+
+/// What a route does with the packets it matches (`routes[].action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAction {
+    /// Send to the gateways in `via`, or directly to the destination on `port` (`"forward"`,
+    /// the default).
+    Forward,
+    /// Drop silently: a blackhole (`"drop"`).
+    Drop,
+    /// Drop and answer with ICMP destination (net) unreachable (`"reject"`).
+    Reject,
+}
+
+/// One static route (`[[routes]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteConfig {
+    /// Destination prefix, host bits zero; `0.0.0.0/0` is the default route. Unique among
+    /// routes and distinct from the ports' connected subnets.
+    pub prefix: Ipv4Cidr,
+    /// Gateways (more than one: equal-cost multipath). Each lies in a connected subnet (of
+    /// `port`, when given). Empty for a directly connected route and for drop/reject routes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<Ipv4Addr>,
+    /// Output port: required without `via` (the destination is on that port's link),
+    /// optional with it (the gateways must then be on that port's subnets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+    /// What to do with matching packets; `via` and `port` only with [`RouteAction::Forward`].
+    pub action: RouteAction,
+}
+
+/// One static ARP entry (`[[neighbours]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NeighbourConfig {
+    /// The neighbour's address, inside one of `port`'s subnets.
+    pub ip: Ipv4Addr,
+    /// Its (unicast) MAC address.
+    #[serde(serialize_with = "ser::mac")]
+    pub mac: [u8; 6],
+    /// The port it is reached through.
+    pub port: String,
+}
+
+/// What an ACL does with a packet (`acl[].default`, `acl[].rules[].action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AclAction {
+    /// Let the packet through (`"accept"`).
+    Accept,
+    /// Drop it (`"drop"`).
+    Drop,
+    /// Count it and let it through (`"count"`).
+    Count,
+}
+
+/// One ACL rule: every field given must match; the first matching rule decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AclRule {
+    /// Source prefix (host bits zero; a bare address means `/32`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src: Option<Ipv4Cidr>,
+    /// Destination prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dst: Option<Ipv4Cidr>,
+    /// IP protocol number (`"icmp"` = 1, `"tcp"` = 6, `"udp"` = 17, or 0..=255).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_proto"
+    )]
+    pub proto: Option<u8>,
+    /// Source port range, inclusive (`"53"`, `"1000-2000"`); only with TCP or UDP.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_port_range"
+    )]
+    pub sport: Option<(u16, u16)>,
+    /// Destination port range, inclusive; only with TCP or UDP.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_port_range"
+    )]
+    pub dport: Option<(u16, u16)>,
+    /// What to do with a matching packet.
+    pub action: AclAction,
+}
+
+/// One packet filter on one edge of the graph (`[[acl]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AclConfig {
+    /// Unique name, used in counters.
+    pub name: String,
+    /// The graph edge it sits on: (from node, to node), written `"ipv4-input -> ipv4-lookup"`.
+    /// Only the form is checked here; the graph builder checks that the edge exists.
+    #[serde(serialize_with = "ser::edge")]
+    pub on: (String, String),
+    /// Action for packets no rule matches (default [`AclAction::Accept`]).
+    pub default: AclAction,
+    /// Rules, tried in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<AclRule>,
+}
+
+/// `[stack]`: limits and timers of the L2/L3 stack (the defaults suit most uses).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StackConfig {
+    /// A resolved neighbour is refreshed after this long (default 60s, 1s..=1h).
+    #[serde(serialize_with = "ser::duration")]
+    pub arp_timeout: Duration,
+    /// ARP requests sent before a neighbour is declared unreachable (default 3, 1..=10).
+    pub arp_retries: u32,
+    /// Packets held per unresolved neighbour while ARP runs (default 4, 0..=64).
+    pub arp_hold: u16,
+    /// Size of the neighbour table (default 4096, a power of two, 16..=1048576).
+    pub neighbours_max: u32,
+    /// An incomplete datagram is dropped after this long (default 30s, 1s..=120s).
+    #[serde(serialize_with = "ser::duration")]
+    pub reassembly_timeout: Duration,
+    /// Datagrams in reassembly at once, per lcore (default 1024, 1..=65536).
+    pub reassembly_max: u32,
+    /// Fragments per datagram (default 64, 2..=1024).
+    pub reassembly_max_frags: u16,
+    /// ICMP errors sent per second per lcore (default 1000, 0..=1000000; 0 disables sending
+    /// ICMP errors).
+    pub icmp_rate: u32,
+    /// ICMP errors that may be sent back to back (token bucket depth; default 50, 1..=10000).
+    pub icmp_burst: u32,
+    /// TTL of locally originated packets (default 64, 1..=255).
+    pub ttl: u8,
+}
+
+impl Default for StackConfig {
+    fn default() -> Self {
+        StackConfig {
+            arp_timeout: Duration::from_secs(60),
+            arp_retries: 3,
+            arp_hold: 4,
+            neighbours_max: 4096,
+            reassembly_timeout: Duration::from_secs(30),
+            reassembly_max: 1024,
+            reassembly_max_frags: 64,
+            icmp_rate: 1000,
+            icmp_burst: 50,
+            ttl: 64,
+        }
+    }
+}
+
+/// `[trace]`: trace the first packets after start node by node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TraceConfig {
+    /// How many packets to trace (1..=10000).
+    pub packets: u32,
+    /// Only trace packets received on this port (`None`: any port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
 }
 
 /// `[metrics]`.
@@ -414,6 +696,34 @@ mod ser {
             map.serialize_entry(port, &mac_string(m))?;
         }
         map.end()
+    }
+
+    /// The name of a protocol number where it has one (`"udp"`), else the number.
+    pub(super) fn opt_proto<S: Serializer>(p: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+        match p {
+            Some(1) => s.serialize_str("icmp"),
+            Some(6) => s.serialize_str("tcp"),
+            Some(17) => s.serialize_str("udp"),
+            Some(n) => s.serialize_u8(*n),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// `"53"` or `"1000-2000"`.
+    pub(super) fn opt_port_range<S: Serializer>(
+        r: &Option<(u16, u16)>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match r {
+            Some((lo, hi)) if lo == hi => s.serialize_str(&lo.to_string()),
+            Some((lo, hi)) => s.serialize_str(&format!("{lo}-{hi}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// `"from -> to"`.
+    pub(super) fn edge<S: Serializer>(e: &(String, String), s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{} -> {}", e.0, e.1))
     }
 
     pub(super) fn duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -111,6 +111,15 @@ impl<T> Got<T> {
         }
     }
 
+    /// Like [`Got::optional`], keeping the location of a valid value.
+    pub(super) fn optional_at(self) -> Option<Option<At<T>>> {
+        match self {
+            Got::Absent => Some(None),
+            Got::Bad => None,
+            Got::Ok(v) => Some(Some(v)),
+        }
+    }
+
     pub(super) fn is_absent(&self) -> bool {
         matches!(self, Got::Absent)
     }

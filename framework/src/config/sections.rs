@@ -2,8 +2,13 @@
 //! table alone can tell (types, ranges, formats, unknown keys). Fields that later cross-checks
 //! need are kept with their location ([`At`]) and are `None` when invalid, so those checks can
 //! skip them instead of piling follow-on errors onto a typo.
+//!
+//! The L2/L3 stack's sections (`[[routes]]`, `[[neighbours]]`, `[[acl]]`, `[stack]`, `[trace]`)
+//! and the IPv4 value formats are read in the child module `net`.
 
-use std::net::SocketAddr;
+pub(super) mod net;
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +16,7 @@ use toml::de::DeValue;
 
 use super::reader::{describe, int, quoted_list, string, At, Diag, Got, Span, Table, Val};
 use super::validate::Env;
-use super::{FwdMode, HugePages, IdlePolicy, MetricsConfig, QueueRef, RunConfig};
+use super::{FwdMode, HugePages, IdlePolicy, Ipv4Cidr, MetricsConfig, QueueRef, RunConfig};
 
 /// Hint for names of ports and pools.
 pub(super) const NAME_HINT: &str = "use 1 to 32 characters among letters, digits, '_' and '-'";
@@ -105,7 +110,7 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// Reads a duration: a string with a unit, or an integer number of seconds.
-fn read_duration(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<Duration> {
+pub(super) fn read_duration(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<Duration> {
     let span = Some(v.span());
     match v.get_ref() {
         DeValue::Integer(_) => int(d, v, path, 0, i128::from(u32::MAX), DURATION_HINT)
@@ -130,7 +135,7 @@ fn read_duration(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<Duration> {
 }
 
 /// Reads a MAC address string.
-fn mac(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<[u8; 6]> {
+pub(super) fn mac(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<[u8; 6]> {
     let s = string(d, v, path, MAC_HINT)?;
     match parse_mac(s) {
         Ok(m) => Some(m),
@@ -142,7 +147,7 @@ fn mac(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<[u8; 6]> {
 }
 
 /// Reads a name (`[A-Za-z0-9_-]{1,32}`).
-fn name(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<String> {
+pub(super) fn name(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<String> {
     let s = string(d, v, path, NAME_HINT)?;
     if valid_name(s) {
         Some(s.to_string())
@@ -237,7 +242,7 @@ pub(super) fn queue_ref(d: &mut Diag, v: &Val<'_>, path: &str) -> Option<QueueRe
 
 /// Reads an array of tables (`[[ports]]`); non-table elements are errors. Returns the tables
 /// (with their index in the array) and whether every element was a table.
-fn table_array<'a, 'i>(
+pub(super) fn table_array<'a, 'i>(
     d: &mut Diag,
     parent: &mut Table<'a, 'i>,
     key: &'static str,
@@ -465,6 +470,8 @@ impl RawDriver {
 #[derive(Debug)]
 pub(super) struct RawPort {
     pub(super) path: String,
+    /// Span of the port's table.
+    pub(super) span: Span,
     pub(super) name: Option<At<String>>,
     /// Absent: the first pool.
     pub(super) pool: Got<String>,
@@ -472,6 +479,11 @@ pub(super) struct RawPort {
     pub(super) tx_queues: Option<At<u16>>,
     pub(super) mtu: Option<At<u16>>,
     pub(super) mac: Option<[u8; 6]>,
+    /// The valid interface addresses (empty when absent).
+    pub(super) ipv4: Vec<At<Ipv4Cidr>>,
+    /// Every interface address is valid.
+    pub(super) ipv4_ok: bool,
+    pub(super) promiscuous: Option<bool>,
     pub(super) driver: Option<RawDriver>,
 }
 
@@ -516,25 +528,19 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
     let mtu = t
         .int(d, "mtu", 68u16, 9600, "an MTU from 68 to 9600 bytes")
         .or(t.dflt("mtu", 1500));
-    let mac = t.with(d, "mac", mac).and_then(|m| {
-        let what = if m.v == [0xff; 6] {
-            "the broadcast address"
-        } else if m.v[0] & 1 != 0 {
-            "a multicast address"
-        } else if m.v == [0; 6] {
-            "all zeros"
-        } else {
-            return Some(m);
-        };
-        d.error(
-            &m.path,
-            &m.span,
-            format!("port MAC {} is {what}", super::ser::mac_string(&m.v)),
-            "a port needs a unicast address: the lowest bit of the first byte must be 0, like \"02:00:00:00:00:01\"",
-        );
-        None
-    });
-    let mac = mac.or(t.dflt("mac", default_port_mac(index))).map(|m| m.v);
+    let mac = t
+        .with(d, "mac", |d, v, p| unicast_mac(d, v, p, "port"))
+        .or(t.dflt("mac", default_port_mac(index)))
+        .map(|m| m.v);
+    let (ipv4, ipv4_ok) = match t.with(d, "ipv4", net::interface_addresses) {
+        Got::Absent => (Vec::new(), true),
+        Got::Bad => (Vec::new(), false),
+        Got::Ok(list) => list.v,
+    };
+    let promiscuous = t
+        .boolean(d, "promiscuous")
+        .or(t.dflt("promiscuous", false))
+        .map(|p| p.v);
 
     let driver_kind = t.choice(d, "driver", &["null", "ring", "pcap"]);
     let driver_kind = t.required(
@@ -569,18 +575,44 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
         "ring" => Some(read_ring(d, &mut t)),
         _ => read_pcap(d, &mut t, env, [&mut rx_queues, &mut tx_queues]),
     });
-    let path = t.path.clone();
+    let (path, span) = (t.path.clone(), t.span.clone());
     t.finish(d);
     RawPort {
         path,
+        span,
         name,
         pool,
         rx_queues,
         tx_queues,
         mtu,
         mac,
+        ipv4,
+        ipv4_ok,
+        promiscuous,
         driver,
     }
+}
+
+/// Reads a unicast MAC address (not multicast, broadcast or all zeros); `whose` names the owner
+/// in messages (`"port"`, `"neighbour"`).
+pub(super) fn unicast_mac(d: &mut Diag, v: &Val<'_>, path: &str, whose: &str) -> Option<[u8; 6]> {
+    let m = mac(d, v, path)?;
+    let what = if m == [0xff; 6] {
+        "the broadcast address"
+    } else if m[0] & 1 != 0 {
+        "a multicast address"
+    } else if m == [0; 6] {
+        "all zeros"
+    } else {
+        return Some(m);
+    };
+    d.error(
+        path,
+        &Some(v.span()),
+        format!("{whose} MAC {} is {what}", super::ser::mac_string(&m)),
+        format!("a {whose} needs a unicast address: the lowest bit of the first byte must be 0, like \"02:00:00:00:00:01\""),
+    );
+    None
 }
 
 /// A name reference (validated later against the defined names).
@@ -856,7 +888,7 @@ fn read_lcore(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Ra
 
 /// `[app]` with `name = "l2fwd"`.
 #[derive(Debug)]
-pub(super) struct RawApp {
+pub(super) struct RawL2fwd {
     pub(super) mode: Option<FwdMode>,
     /// Absent: default pairing.
     pub(super) pairs: Got<Vec<(At<String>, At<String>)>>,
@@ -866,10 +898,29 @@ pub(super) struct RawApp {
     pub(super) peer_macs: Option<Vec<(At<String>, [u8; 6])>>,
 }
 
+/// `[app]`, by application.
+#[derive(Debug)]
+pub(super) enum RawApp {
+    L2fwd(RawL2fwd),
+    L3fwd,
+    UdpEcho {
+        port: Option<u16>,
+        /// `None` if invalid.
+        address: Option<Option<At<Ipv4Addr>>>,
+    },
+}
+
+/// Application-specific keys of each application.
+const APP_KEYS: &[(&str, &[&str])] = &[
+    ("l2fwd", &["mode", "pairs", "peer_macs"]),
+    ("l3fwd", &[]),
+    ("udp-echo", &["port", "address"]),
+];
+
 /// Reads `[app]`; `None` if it is unusable (errors recorded).
 pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp> {
     let Some((v, path)) = root.raw("app") else {
-        return Some(RawApp {
+        return Some(RawApp::L2fwd(RawL2fwd {
             mode: Some(FwdMode::Macswap),
             pairs: Got::Absent,
             pairs_at: At {
@@ -878,23 +929,63 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
                 span: None,
             },
             peer_macs: Some(Vec::new()),
-        });
+        }));
     };
     let mut t = Table::of(d, v, path, "write [app] as a table with name = \"l2fwd\"")?;
-    const APPS: &[&str] = &["l2fwd"];
-    let app = t.choice(d, "name", APPS);
+    let apps: Vec<&'static str> = APP_KEYS.iter().map(|(a, _)| *a).collect();
+    let app = t.choice(d, "name", &apps);
     let app = t.required(
         d,
         "name",
         app,
-        &format!("choose the application: name = {}", quoted_list(APPS)),
+        &format!("choose the application: name = {}", quoted_list(&apps)),
     );
-    if app.is_none() {
-        // Without a known application its options cannot be checked.
-        t.mark(&["mode", "pairs", "peer_macs"]);
-        t.finish(d);
-        return None;
+    // Keys of the other applications are errors; all application keys are known either way.
+    for (name, keys) in APP_KEYS {
+        t.mark(keys);
+        let Some(app) = &app else { continue };
+        if app.v == *name {
+            continue;
+        }
+        for key in *keys {
+            if t.has(key) {
+                d.error(
+                    t.child(key),
+                    &t.key_span(key),
+                    format!("`{key}` is only valid for app \"{name}\""),
+                    format!(
+                        "this [app] has name = \"{}\"; remove `{key}` or change the application",
+                        app.v
+                    ),
+                );
+            }
+        }
     }
+    // Without a known application its options cannot be checked.
+    let app = match app.map(|a| a.v) {
+        None => None,
+        Some("l2fwd") => Some(RawApp::L2fwd(read_l2fwd(d, &mut t))),
+        Some("l3fwd") => Some(RawApp::L3fwd),
+        Some(_) => {
+            let port = t
+                .int(
+                    d,
+                    "port",
+                    1u16,
+                    u16::MAX,
+                    "the UDP port to answer on, 1 to 65535 (7 is the echo service)",
+                )
+                .or(t.dflt("port", 7))
+                .map(|p| p.v);
+            let address = t.with(d, "address", net::host_address).optional_at();
+            Some(RawApp::UdpEcho { port, address })
+        }
+    };
+    t.finish(d);
+    app
+}
+
+fn read_l2fwd(d: &mut Diag, t: &mut Table<'_, '_>) -> RawL2fwd {
     let mode = t
         .choice(d, "mode", &["io", "macswap", "mac"])
         .or(t.dflt("mode", "macswap"))
@@ -996,13 +1087,12 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
             ok.then_some(out)
         }
     };
-    t.finish(d);
-    Some(RawApp {
+    RawL2fwd {
         mode,
         pairs,
         pairs_at,
         peer_macs,
-    })
+    }
 }
 
 /// Reads `[metrics]`; `None` if invalid.

@@ -5,6 +5,9 @@ use std::time::Duration;
 use super::validate::{parse_with, Env};
 use super::*;
 
+/// The L2/L3 stack's sections.
+mod net;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -60,6 +63,9 @@ const SAMPLES: &[&str] = &[
     "l2fwd-null.toml",
     "l2fwd-ring.toml",
     "l2fwd-pcap.toml",
+    "l3fwd.toml",
+    "udp-echo.toml",
+    "acl-example.toml",
 ];
 
 /// Two null ports, one pool, one lcore polling both: valid. Tests append or substitute.
@@ -183,7 +189,9 @@ fn defaults_fill_every_optional_field() {
             burst: 32,
         }
     );
-    let AppConfig::L2fwd(app) = &c.app;
+    let AppConfig::L2fwd(app) = &c.app else {
+        panic!("expected l2fwd, got {:?}", c.app)
+    };
     assert_eq!(app.mode, FwdMode::Macswap);
     assert_eq!(app.pairs, vec![("p0".into(), "p1".into())]);
 }
@@ -472,8 +480,13 @@ fn bad_references_list_the_valid_names() {
         "{}",
         hp.hint
     );
-    let e = errs(&(BASE.to_string() + "[app]\nname = \"l3fwd\"\n"));
-    assert!(at(&e, "app.name").hint.contains("\"l2fwd\""));
+    let e = errs(&(BASE.to_string() + "[app]\nname = \"l2fw\"\n"));
+    let app = at(&e, "app.name");
+    assert_eq!(app.message, "unknown value \"l2fw\"");
+    assert_eq!(
+        app.hint,
+        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\")"
+    );
 }
 
 #[test]
@@ -655,7 +668,9 @@ rx = ["p2"]
     assert_eq!(c.lcores[1].tx, vec![qr("p0", 0)]);
     // p2 (odd last port) pairs with itself.
     assert_eq!(c.lcores[2].tx, vec![qr("p2", 0)]);
-    let AppConfig::L2fwd(app) = &c.app;
+    let AppConfig::L2fwd(app) = &c.app else {
+        panic!("expected l2fwd, got {:?}", c.app)
+    };
     assert_eq!(
         app.pairs,
         vec![("p0".into(), "p1".into()), ("p2".into(), "p2".into())]
@@ -1149,7 +1164,9 @@ fn pairs_are_checked() {
 fn mac_mode_fills_peer_macs_for_every_port() {
     let text = BASE.to_string()
         + "[app]\nname = \"l2fwd\"\nmode = \"mac\"\npeer_macs = { p1 = \"02:00:00:00:00:aa\" }\n";
-    let AppConfig::L2fwd(app) = ok(&text).app;
+    let AppConfig::L2fwd(app) = ok(&text).app else {
+        panic!("expected l2fwd")
+    };
     assert_eq!(app.mode, FwdMode::Mac);
     assert_eq!(
         app.peer_macs,

@@ -1,5 +1,9 @@
 //! Cross-reference checks (pools, ring peers, pairs, queue ownership, tx queue assignment) and
 //! assembly of the final [`Config`]. Each check runs only when the data it needs read cleanly.
+//! The checks of the L2/L3 stack (subnets, routes, neighbours, ACLs, trace, the IPv4
+//! applications) are in the child module `net`.
+
+mod net;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -7,9 +11,10 @@ use std::path::{Path, PathBuf};
 use toml::de::DeTable;
 
 use super::reader::{name_hint, At, Diag, Got, Table};
+use super::sections::net::{read_acls, read_neighbours, read_routes, read_stack, read_trace};
 use super::sections::{
     read_app, read_lcores, read_memory, read_metrics, read_ports, read_run, RawApp, RawDriver,
-    RawLcore, RawMemory, RawPort,
+    RawL2fwd, RawLcore, RawMemory, RawPort,
 };
 use super::{
     AppConfig, Config, ConfigErrors, DriverConfig, FwdMode, L2fwdConfig, LcoreConfig, MemoryConfig,
@@ -95,6 +100,11 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
     let ports = read_ports(&mut d, &mut root, env);
     let lcores = read_lcores(&mut d, &mut root, env);
     let app = read_app(&mut d, &mut root);
+    let routes = read_routes(&mut d, &mut root);
+    let neighbours = read_neighbours(&mut d, &mut root);
+    let acls = read_acls(&mut d, &mut root);
+    let stack = read_stack(&mut d, &mut root);
+    let trace = read_trace(&mut d, &mut root);
     let metrics = read_metrics(&mut d, &mut root);
     let run = read_run(&mut d, &mut root);
 
@@ -157,8 +167,13 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
     x.check_pools();
     x.check_ports();
     x.check_rings();
+    x.check_subnets();
+    let routes = x.check_routes(routes);
+    let neighbours = x.check_neighbours(neighbours, stack.as_ref());
+    let acls = x.check_acls(acls);
+    let trace = trace.and_then(|t| x.check_trace(t));
     let app = app.and_then(|a| x.check_app(a));
-    let tx = x.check_lcores(app.as_ref().and_then(|a| a.dest.as_deref()));
+    let tx = x.check_lcores(app.as_ref().and_then(|a| a.tx.as_ref()));
 
     if x.d.count() > 0 {
         return Err(ConfigErrors(x.d.into_errors()));
@@ -169,6 +184,11 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
             ports: x.build_ports()?,
             lcores: x.build_lcores(tx?)?,
             app: app?.config?,
+            routes: routes?,
+            neighbours: neighbours?,
+            acls: acls?,
+            stack: stack?,
+            trace: trace?,
             metrics: metrics?,
             run: run?,
         })
@@ -185,11 +205,20 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
     })
 }
 
-/// The resolved application: its config (if complete) and where each port's frames go.
+/// The resolved application: its config (if complete) and which ports each lcore sends on.
 struct App {
     config: Option<AppConfig>,
-    /// `dest[i]` = index of the port that frames received on port `i` leave from.
-    dest: Option<Vec<usize>>,
+    tx: Option<TxNeeds>,
+}
+
+/// Which ports an lcore needs a tx queue on.
+enum TxNeeds {
+    /// `dest[i]` = index of the port that frames received on port `i` leave from (l2fwd): an
+    /// lcore sends on the partners of the ports it polls.
+    Pairs(Vec<usize>),
+    /// The named application may send on every port (routing, ARP, ICMP), so an lcore that
+    /// polls any rx queue needs a tx queue on every port.
+    EveryPort(&'static str),
 }
 
 /// State of the cross-reference checks.
@@ -515,6 +544,14 @@ impl Cross {
     }
 
     fn check_app(&mut self, raw: RawApp) -> Option<App> {
+        match raw {
+            RawApp::L2fwd(l2) => Some(self.check_l2fwd(l2)),
+            RawApp::L3fwd => Some(self.check_l3fwd()),
+            RawApp::UdpEcho { port, address } => Some(self.check_udp_echo(port, address)),
+        }
+    }
+
+    fn check_l2fwd(&mut self, raw: RawL2fwd) -> App {
         let n = self.ports.len();
         let names_ok = self.port_names_unique();
         // Pairs → dest.
@@ -638,7 +675,10 @@ impl Cross {
                 peer_macs: peer_macs_out?,
             }))
         })();
-        Some(App { config, dest })
+        App {
+            config,
+            tx: dest.map(TxNeeds::Pairs),
+        }
     }
 
     fn port_name(&self, i: usize) -> String {
@@ -649,7 +689,7 @@ impl Cross {
     }
 
     /// Checks lcore ids and queue ownership; returns the resolved tx list of each lcore.
-    fn check_lcores(&mut self, dest: Option<&[usize]>) -> Option<Vec<Vec<QueueRef>>> {
+    fn check_lcores(&mut self, tx_needs: Option<&TxNeeds>) -> Option<Vec<Vec<QueueRef>>> {
         // Ids.
         let mut ids: HashMap<u32, usize> = HashMap::new();
         for (k, lc) in self.lcores.iter().enumerate() {
@@ -797,13 +837,17 @@ impl Cross {
         }
 
         // Which ports each lcore sends to.
-        let dest = dest?;
+        let tx_needs = tx_needs?;
         if !all_rx_resolved {
             return None;
         }
         let needs: Vec<BTreeSet<usize>> = rx_res
             .iter()
-            .map(|qs| qs.iter().map(|&(p, _)| dest[p]).collect())
+            .map(|qs| match tx_needs {
+                TxNeeds::Pairs(dest) => qs.iter().map(|&(p, _)| dest[p]).collect(),
+                TxNeeds::EveryPort(_) if qs.is_empty() => BTreeSet::new(),
+                TxNeeds::EveryPort(_) => (0..self.ports.len()).collect(),
+            })
             .collect();
 
         // Explicit lists must cover those ports.
@@ -820,13 +864,20 @@ impl Cross {
                         .as_ref()
                         .and_then(|t| (0..t.v).find(|q| !used.contains_key(&(p, *q))));
                     let at = &self.lcores[k].tx_at;
-                    self.d.error(
-                        &at.path,
-                        &at.span,
-                        format!(
+                    let message = match tx_needs {
+                        TxNeeds::Pairs(_) => format!(
                             "{} forwards frames to port `{name}` but its tx list has no queue on `{name}`",
                             self.lcore_label(k)
                         ),
+                        TxNeeds::EveryPort(app) => format!(
+                            "{} polls rx queues, so with app `{app}` it may send on every port, but its tx list has no queue on `{name}`",
+                            self.lcore_label(k)
+                        ),
+                    };
+                    self.d.error(
+                        &at.path,
+                        &at.span,
+                        message,
                         match free {
                             Some(q) => format!(
                                 "add \"{name}:{q}\" to {}.tx, or remove `tx` to assign queues automatically",
@@ -885,12 +936,19 @@ impl Cross {
                                         if txq == 1 { " is" } else { "s are" },
                                         owners.join(", ")
                                     ),
-                                    format!(
-                                        "raise {}.tx_queues to {} or list {}.tx",
-                                        self.ports[p].path,
-                                        demand.get(&p).copied().unwrap_or(txq as usize + 1),
-                                        self.lcores[k].path
-                                    ),
+                                    match tx_needs {
+                                        TxNeeds::Pairs(_) => format!(
+                                            "raise {}.tx_queues to {} or list {}.tx",
+                                            self.ports[p].path,
+                                            demand.get(&p).copied().unwrap_or(txq as usize + 1),
+                                            self.lcores[k].path
+                                        ),
+                                        TxNeeds::EveryPort(app) => format!(
+                                            "raise {}.tx_queues to {}: with app `{app}` every lcore that polls rx queues needs its own tx queue on every port",
+                                            self.ports[p].path,
+                                            demand.get(&p).copied().unwrap_or(txq as usize + 1),
+                                        ),
+                                    },
                                 );
                             }
                         }
@@ -989,6 +1047,8 @@ impl Cross {
                     tx_queues: p.tx_queues.as_ref()?.v,
                     mtu: p.mtu.as_ref()?.v,
                     mac: p.mac?,
+                    ipv4: p.ipv4_ok.then(|| p.ipv4.iter().map(|a| a.v).collect())?,
+                    promiscuous: p.promiscuous?,
                     driver,
                 })
             })
