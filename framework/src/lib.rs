@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod port;
 pub mod ring;
 pub mod runtime;
+pub mod stack;
 pub mod stats;
 pub mod wire;
 

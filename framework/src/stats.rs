@@ -51,4 +51,57 @@ pub struct Snapshot {
 pub trait StatsSource: Send + Sync {
     /// Reads every counter now.
     fn snapshot(&self) -> Snapshot;
+
+    /// The packet trace control, when the data plane runs a graph.
+    fn trace(&self) -> Option<std::sync::Arc<crate::graph::TraceControl>> {
+        None
+    }
+}
+
+/// Formats the per-node counters of every lcore like VPP's `show runtime`: calls (vectors),
+/// packets, packets per call, cycles per packet, and each node's non-zero event counters.
+pub fn render_runtime(s: &Snapshot) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    for l in &s.lcores {
+        if l.nodes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "Lcore {}:", l.id);
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>12} {:>14} {:>10} {:>12}",
+            "Node", "Calls", "Packets", "Pkts/Call", "Cycles/Pkt"
+        );
+        for n in &l.nodes {
+            if n.calls == 0 && n.drops.iter().all(|d| d.1 == 0) {
+                continue;
+            }
+            let per_call = if n.calls > 0 {
+                n.packets as f64 / n.calls as f64
+            } else {
+                0.0
+            };
+            let cpp = if n.packets > 0 {
+                n.cycles as f64 / n.packets as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>12} {:>14} {:>10.1} {:>12.1}",
+                n.node, n.calls, n.packets, per_call, cpp
+            );
+            let events: Vec<String> = n
+                .drops
+                .iter()
+                .filter(|d| d.1 > 0)
+                .map(|(r, c)| format!("{r}={c}"))
+                .collect();
+            if !events.is_empty() {
+                let _ = writeln!(out, "  {:<20} {}", "", events.join(" "));
+            }
+        }
+    }
+    out
 }

@@ -1,15 +1,75 @@
 //! Applications: the [`Stage`] implementations that lcores run, chosen by `[app]` in the
-//! config.
+//! config. `l2fwd` is a plain stage; `l3fwd` and `udp-echo` run the L2/L3 stack graph.
 
 pub mod l2fwd;
 
-use crate::config::{AppConfig, FwdMode};
-use crate::port::{MacAddr, PortInfo};
-use crate::runtime::Stage;
+use std::sync::Arc;
 
-/// Builds one lcore's stage for the configured application.
-pub fn make_stage(app: &AppConfig, ports: &[PortInfo]) -> Box<dyn Stage> {
-    match app {
+use crate::config::{AppConfig, Config, FwdMode};
+use crate::graph::{GraphStage, TraceControl};
+use crate::mem::Mempool;
+use crate::port::{MacAddr, PortInfo};
+use crate::runtime::{RuntimeError, Stage};
+use crate::stack::nodes::{UdpBinding, UdpEcho};
+use crate::stack::setup::{build_graph, env_from_config, UdpApps};
+use crate::stack::StackEnv;
+
+/// What every lcore's stage is built from: built once per data plane.
+pub struct AppShared {
+    ports: Vec<PortInfo>,
+    stack: Option<Arc<StackEnv>>,
+    trace: Arc<TraceControl>,
+}
+
+impl AppShared {
+    /// The packet trace control (armed by `[trace]` or at run time).
+    pub fn trace(&self) -> &Arc<TraceControl> {
+        &self.trace
+    }
+
+    /// The shared stack state, for apps that run the L3 stack.
+    pub fn stack(&self) -> Option<&Arc<StackEnv>> {
+        self.stack.as_ref()
+    }
+}
+
+/// Prepares the shared state: for stack apps, the FIB, the neighbour table and the pools each
+/// port generates packets from. `pools[i]` is port `i`'s pool.
+pub fn prepare(
+    cfg: &Config,
+    ports: &[PortInfo],
+    pools: Vec<Mempool>,
+) -> Result<AppShared, RuntimeError> {
+    let stack = match cfg.app {
+        AppConfig::L2fwd(_) => None,
+        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => Some(
+            env_from_config(cfg, ports, pools).map_err(|e| RuntimeError::Stack(e.to_string()))?,
+        ),
+    };
+    let trace = TraceControl::new();
+    if let Some(t) = &cfg.trace {
+        let port = t
+            .port
+            .as_deref()
+            .and_then(|n| ports.iter().find(|p| p.name == n))
+            .map(|p| p.id);
+        trace.arm(t.packets, port);
+    }
+    Ok(AppShared {
+        ports: ports.to_vec(),
+        stack,
+        trace,
+    })
+}
+
+/// Builds lcore `lcore`'s stage for the configured application.
+pub fn make_stage(
+    cfg: &Config,
+    shared: &AppShared,
+    lcore: u32,
+) -> Result<Box<dyn Stage>, RuntimeError> {
+    let ports = &shared.ports;
+    match &cfg.app {
         AppConfig::L2fwd(c) => {
             let mode = match c.mode {
                 FwdMode::Io => l2fwd::Mode::Io,
@@ -37,7 +97,27 @@ pub fn make_stage(app: &AppConfig, ports: &[PortInfo]) -> Box<dyn Stage> {
                     });
                 }
             }
-            Box::new(l2fwd::L2fwd::new(mode, routes))
+            Ok(Box::new(l2fwd::L2fwd::new(mode, routes)))
+        }
+        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => {
+            let env = shared
+                .stack
+                .as_ref()
+                .expect("prepare() builds the stack for stack apps");
+            let udp = match &cfg.app {
+                AppConfig::UdpEcho(e) => UdpApps {
+                    bindings: vec![UdpBinding {
+                        port: e.port,
+                        addr: e.address,
+                        node: "udp-echo".into(),
+                    }],
+                    apps: vec![("udp-echo".into(), Box::new(UdpEcho))],
+                },
+                _ => UdpApps::default(),
+            };
+            let graph = build_graph(env, lcore, udp, &cfg.acls, shared.trace.clone())
+                .map_err(|e| RuntimeError::Stack(e.to_string()))?;
+            Ok(Box::new(GraphStage::new(graph)))
         }
     }
 }

@@ -414,6 +414,7 @@ impl Graph {
                 now_ns,
                 overflow,
                 reasons: &monitor.reasons,
+                counts: &monitor.drops,
             };
             node.poll(&mut ctx);
         }
@@ -497,6 +498,7 @@ impl Graph {
                 now_ns,
                 overflow,
                 reasons: &monitor.reasons,
+                counts: &monitor.drops,
             };
             node.process(scratch, &mut ctx);
             if !scratch.is_empty() {

@@ -31,6 +31,14 @@ pub trait Node: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DropId(pub(crate) u16);
 
+impl DropId {
+    /// A stand-in until `init` registers the node's reasons (counts under the drop node's
+    /// `unhandled`).
+    pub const fn placeholder() -> Self {
+        DropId(0)
+    }
+}
+
 /// What a node can do during `init`.
 pub struct InitCtx<'a> {
     pub(crate) node_name: &'static str,
@@ -67,6 +75,7 @@ pub struct NodeCtx<'a> {
     pub(crate) now_ns: u64,
     pub(crate) overflow: &'a mut u64,
     pub(crate) reasons: &'a [(&'static str, &'static str)],
+    pub(crate) counts: &'a [crate::counter::Counter],
 }
 
 impl<'a> NodeCtx<'a> {
@@ -112,6 +121,15 @@ impl<'a> NodeCtx<'a> {
         if let Err(m) = self.pending[DROP_NODE].push(m) {
             *self.overflow += 1;
             drop(m);
+        }
+    }
+
+    /// Counts `n` events under `reason` without dropping anything (e.g. "no_route" for a packet
+    /// that goes on to `icmp-error`).
+    #[inline]
+    pub fn count(&mut self, reason: DropId, n: u64) {
+        if let Some(c) = self.counts.get(reason.0 as usize) {
+            c.add(n);
         }
     }
 

@@ -352,6 +352,38 @@ impl Mbuf {
         p
     }
 
+    /// Shortens the packet to `len` bytes, freeing segments that fall entirely beyond it.
+    /// Does nothing if the packet is not longer than `len`.
+    pub fn truncate(&mut self, len: usize) {
+        if len >= self.pkt_len() {
+            return;
+        }
+        let mut left = len;
+        let mut p = self.0.as_ptr();
+        // SAFETY: walking and cutting our own chain; the cut-off tail becomes a separate chain
+        // that is freed by dropping a handle to it.
+        unsafe {
+            loop {
+                let seg_len = (*p).data_len as usize;
+                if left <= seg_len || (*p).next.is_null() {
+                    (*p).data_len = left.min(seg_len) as u16;
+                    let tail = (*p).next;
+                    (*p).next = ptr::null_mut();
+                    if !tail.is_null() {
+                        drop(Mbuf(NonNull::new_unchecked(tail)));
+                    }
+                    break;
+                }
+                left -= seg_len;
+                p = (*p).next;
+            }
+            let segs = self.seg_ptrs().count() as u16;
+            let h = self.hdr_mut();
+            h.pkt_len = len as u32;
+            h.nb_segs = segs;
+        }
+    }
+
     /// Appends `tail` (and its segments) to this chain, like `rte_pktmbuf_chain`. Gives `tail`
     /// back if the chain would exceed 65535 segments or 4 GiB.
     pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
@@ -830,6 +862,27 @@ mod tests {
         assert_eq!(hdrs.in_use(), 0);
         assert_eq!(a.refcnt(), 1);
         assert!(!a.is_shared());
+    }
+
+    #[test]
+    fn truncate_frees_the_tail_segments() {
+        let mp = pool(8);
+        let mut a = mp.alloc().unwrap();
+        a.append(10).unwrap().fill(1);
+        for _ in 0..3 {
+            let mut s = mp.alloc().unwrap();
+            s.append(10).unwrap().fill(2);
+            a.chain(s).unwrap();
+        }
+        assert_eq!((a.pkt_len(), a.nb_segs(), mp.in_use()), (40, 4, 4));
+        a.truncate(50);
+        assert_eq!(a.pkt_len(), 40);
+        a.truncate(15);
+        assert_eq!((a.pkt_len(), a.nb_segs(), mp.in_use()), (15, 2, 2));
+        assert_eq!(a.segments().map(|s| s.len()).collect::<Vec<_>>(), [10, 5]);
+        a.truncate(4);
+        assert_eq!((a.pkt_len(), a.nb_segs(), mp.in_use()), (4, 1, 1));
+        assert_eq!(a.data(), &[1, 1, 1, 1]);
     }
 
     #[test]

@@ -104,6 +104,14 @@ families! {
         "Time since the lcore poll loop started (TSC cycles / TSC frequency).";
     lcore_dropped: Counter "ferroplane_lcore_dropped_packets_total" ["lcore", "reason"]
         "Packets dropped on the lcore, by reason.";
+    node_calls: Counter "ferroplane_node_calls_total" ["lcore", "node"]
+        "Vectors a graph node processed, per lcore.";
+    node_packets: Counter "ferroplane_node_packets_total" ["lcore", "node"]
+        "Packets a graph node processed, per lcore.";
+    node_seconds: Counter "ferroplane_node_busy_seconds_total" ["lcore", "node"]
+        "Time spent in a graph node (TSC cycles / TSC frequency), per lcore.";
+    node_events: Counter "ferroplane_node_events_total" ["lcore", "node", "reason"]
+        "Drops and other counted events of a graph node, by reason, per lcore.";
     mempool_mbufs: Gauge "ferroplane_mempool_mbufs" ["pool"]
         "Total mbufs in the pool (its capacity).";
     mempool_available: Gauge "ferroplane_mempool_available_mbufs" ["pool"]
@@ -256,6 +264,17 @@ pub fn metric_families(s: &Snapshot) -> Vec<MetricFamily> {
         }
         for (reason, n) in drops {
             f.lcore_dropped.push(&[&id, reason], n as f64);
+        }
+        for node in &l.nodes {
+            let labels = [id.as_str(), node.node.as_str()];
+            f.node_calls.push(&labels, node.calls as f64);
+            f.node_packets.push(&labels, node.packets as f64);
+            if s.tsc_hz > 0 {
+                f.node_seconds.push(&labels, node.cycles as f64 / hz);
+            }
+            for (reason, n) in &node.drops {
+                f.node_events.push(&[&id, &node.node, reason], *n as f64);
+            }
         }
     }
 

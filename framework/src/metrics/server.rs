@@ -333,6 +333,7 @@ fn drain(stream: &mut TcpStream, timeout: Duration) {
 struct Request<'a> {
     method: &'a str,
     path: &'a str,
+    query: &'a str,
 }
 
 /// Parses the request line at the start of `head`; `None` for anything malformed.
@@ -354,10 +355,52 @@ fn parse_request_line(head: &[u8]) -> Option<Request<'_>> {
     if !version_ok || !method.bytes().all(is_tchar) {
         return None;
     }
+    let query = target
+        .split_once('?')
+        .map(|(_, q)| q.split('#').next().unwrap_or(q))
+        .unwrap_or("");
     Some(Request {
         method,
         path: target_path(target)?,
+        query,
     })
+}
+
+/// The value of `key` in a query string (`a=1&b=2`).
+fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+/// `/trace`: `?arm=N[&port=ID]` arms a trace of the next N packets; otherwise the trace so far.
+fn trace_response(query: &str, source: &dyn StatsSource, mermaid: bool) -> Response {
+    let Some(trace) = source.trace() else {
+        return Response::error(404, "Not Found");
+    };
+    if let Some(n) = query_value(query, "arm") {
+        let Ok(n) = n.parse::<u32>() else {
+            return Response::error(400, "Bad Request");
+        };
+        let port = match query_value(query, "port").map(str::parse::<u16>) {
+            None => None,
+            Some(Ok(p)) => Some(p),
+            Some(Err(_)) => return Response::error(400, "Bad Request"),
+        };
+        trace.arm(n.min(10_000), port);
+        return Response::ok(
+            "text/plain; charset=utf-8",
+            format!("armed: next {n} packets\n").into_bytes(),
+        );
+    }
+    let body = if mermaid {
+        trace.to_mermaid()
+    } else {
+        trace.to_text()
+    };
+    Response::ok("text/plain; charset=utf-8", body.into_bytes())
 }
 
 /// A byte allowed in an HTTP token (RFC 9110 `tchar`).
@@ -389,7 +432,10 @@ fn target_path(target: &str) -> Option<&str> {
 
 const INDEX_HTML: &str = "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\
 <title>ferroplane metrics</title></head>\n<body><h1>ferroplane</h1>\n\
-<p><a href=\"/metrics\">/metrics</a> &mdash; Prometheus metrics</p></body></html>\n";
+<p><a href=\"/metrics\">/metrics</a> &mdash; Prometheus metrics</p>\n\
+<p><a href=\"/runtime\">/runtime</a> &mdash; per-node counters (like VPP's show runtime)</p>\n\
+<p><a href=\"/trace\">/trace</a> &mdash; packet trace (<code>/trace?arm=10&amp;port=0</code> \
+to trace the next 10 packets of port 0; <a href=\"/trace.mmd\">Mermaid</a>)</p></body></html>\n";
 
 /// The response to a request head.
 fn respond(head: &[u8], source: &dyn StatsSource) -> Response {
@@ -398,7 +444,9 @@ fn respond(head: &[u8], source: &dyn StatsSource) -> Response {
     };
     let head_only = req.method == "HEAD";
     let mut response = match req.path {
-        "/metrics" | "/" if req.method != "GET" && !head_only => {
+        "/metrics" | "/" | "/runtime" | "/trace" | "/trace.mmd"
+            if req.method != "GET" && !head_only =>
+        {
             let mut r = Response::error(405, "Method Not Allowed");
             r.allow = true;
             r
@@ -408,6 +456,14 @@ fn respond(head: &[u8], source: &dyn StatsSource) -> Response {
             Err(_) => Response::error(500, "Internal Server Error"),
         },
         "/" => Response::ok("text/html; charset=utf-8", INDEX_HTML.as_bytes().to_vec()),
+        "/runtime" => match panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::stats::render_runtime(&source.snapshot())
+        })) {
+            Ok(body) => Response::ok("text/plain; charset=utf-8", body.into_bytes()),
+            Err(_) => Response::error(500, "Internal Server Error"),
+        },
+        "/trace" => trace_response(req.query, source, false),
+        "/trace.mmd" => trace_response(req.query, source, true),
         _ => Response::error(404, "Not Found"),
     };
     response.head_only = head_only;
@@ -473,15 +529,23 @@ mod tests {
 
     #[test]
     fn request_lines() {
-        let ok = |m, p| Some(Request { method: m, path: p });
+        let ok = |m, p| {
+            Some(Request {
+                method: m,
+                path: p,
+                query: "",
+            })
+        };
         assert_eq!(
             parse_request_line(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
             ok("GET", "/metrics")
         );
         assert_eq!(
-            parse_request_line(b"GET /metrics?name[]=x HTTP/1.0\n\n"),
-            ok("GET", "/metrics")
+            parse_request_line(b"GET /trace?arm=5&port=1 HTTP/1.0\n\n").map(|r| r.query),
+            Some("arm=5&port=1")
         );
+        assert_eq!(query_value("arm=5&port=1", "port"), Some("1"));
+        assert_eq!(query_value("arm=5", "port"), None);
         assert_eq!(
             parse_request_line(b"GET http://h:9100/metrics HTTP/1.1\r\n"),
             ok("GET", "/metrics")

@@ -115,7 +115,13 @@ fn fixture() -> Snapshot {
                 busy_cycles: 1_000_000_000,
                 total_cycles: 4_000_000_000,
                 drops: vec![("tx_full", 7), ("no_tx_queue", 0), ("runt", 2)],
-                nodes: vec![],
+                nodes: vec![crate::graph::NodeStats {
+                    node: "eth-input".into(),
+                    calls: 10,
+                    packets: 320,
+                    cycles: 1_000_000_000,
+                    drops: vec![("runt".into(), 2), ("not_for_us".into(), 0)],
+                }],
             },
             LcoreStats {
                 id: 2,
@@ -209,6 +215,10 @@ fn metrics_render_exact_samples() {
         r#"ferroplane_lcore_dropped_packets_total{lcore="1",reason="runt"} 2"#,
         r#"ferroplane_lcore_dropped_packets_total{lcore="2",reason="tx_full"} 0"#,
         r#"ferroplane_lcore_dropped_packets_total{lcore="2",reason="no_route"} 3"#,
+        r#"ferroplane_node_calls_total{lcore="1",node="eth-input"} 10"#,
+        r#"ferroplane_node_packets_total{lcore="1",node="eth-input"} 320"#,
+        r#"ferroplane_node_busy_seconds_total{lcore="1",node="eth-input"} 0.5"#,
+        r#"ferroplane_node_events_total{lcore="1",node="eth-input",reason="runt"} 2"#,
         r#"ferroplane_mempool_mbufs{pool="pool0"} 8191"#,
         r#"ferroplane_mempool_available_mbufs{pool="pool0"} 8000"#,
         r#"ferroplane_mempool_in_use_mbufs{pool="pool0"} 191"#,
@@ -268,7 +278,7 @@ fn metrics_families_appear_once_with_help() {
     // in the declared order.
     let declared: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
     assert_eq!(seen_type, declared);
-    assert_eq!(declared.len(), 25);
+    assert_eq!(declared.len(), 29);
 }
 
 #[test]

@@ -26,6 +26,9 @@ pub enum RuntimeError {
     /// An lcore thread failed.
     #[error("lcore: {0}")]
     Thread(String),
+    /// The stack (routes, graph) could not be set up.
+    #[error("stack: {0}")]
+    Stack(String),
 }
 
 fn huge_policy(h: HugePages) -> HugePolicy {
@@ -137,6 +140,8 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         .collect();
 
     let infos: Vec<_> = ports.iter().map(|p| p.info().clone()).collect();
+    let port_pools: Vec<Mempool> = cfg.ports.iter().map(|p| pools[&p.pool].clone()).collect();
+    let shared = app::prepare(cfg, &infos, port_pools)?;
     let mut lcores = Vec::new();
     for lc in &cfg.lcores {
         let mut rx = Vec::new();
@@ -149,7 +154,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
             let pid = ids[q.port.as_str()];
             tx[pid as usize] = Some(ports[pid as usize].take_tx_queue(q.queue)?);
         }
-        let stage = app::make_stage(&cfg.app, &infos);
+        let stage = app::make_stage(cfg, &shared, lc.id)?;
         lcores.push(Lcore::new(
             lc.id,
             lc.cpu,
@@ -164,5 +169,6 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         pools: pool_list,
         ports,
         lcores,
+        trace: Some(shared.trace().clone()),
     })
 }

@@ -24,6 +24,7 @@ pub use io::{
 pub use lcore::{Lcore, LcoreCounters, LcoreMonitor, Stage};
 
 use crate::config::Config;
+use crate::graph::TraceControl;
 use crate::mem::Mempool;
 use crate::port::Port;
 use crate::stats::{Snapshot, StatsSource};
@@ -33,6 +34,7 @@ pub struct Runtime {
     pools: Vec<Mempool>,
     ports: Vec<Box<dyn Port>>,
     lcores: Vec<Lcore>,
+    trace: Option<Arc<TraceControl>>,
 }
 
 impl Runtime {
@@ -47,6 +49,7 @@ impl Runtime {
             pools,
             ports,
             lcores,
+            trace: None,
         }
     }
 
@@ -85,7 +88,9 @@ impl Runtime {
                 ports,
                 lcores: monitors,
                 pools: self.pools,
+                trace: self.trace.clone(),
             }),
+            trace: self.trace,
         })
     }
 }
@@ -95,6 +100,7 @@ struct Shared {
     ports: Vec<Arc<dyn Port>>,
     lcores: Vec<LcoreMonitor>,
     pools: Vec<Mempool>,
+    trace: Option<Arc<TraceControl>>,
 }
 
 impl StatsSource for Shared {
@@ -111,6 +117,10 @@ impl StatsSource for Shared {
             pools: self.pools.iter().map(|p| p.stats()).collect(),
         }
     }
+
+    fn trace(&self) -> Option<Arc<TraceControl>> {
+        self.trace.clone()
+    }
 }
 
 /// A running data plane.
@@ -118,6 +128,7 @@ pub struct Running {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Result<(), String>>>,
     shared: Arc<Shared>,
+    trace: Option<Arc<TraceControl>>,
 }
 
 impl Running {
@@ -154,6 +165,11 @@ impl Running {
             }
         }
         any
+    }
+
+    /// The packet trace control of graph apps (arm it, read the trace).
+    pub fn trace(&self) -> Option<&Arc<TraceControl>> {
+        self.trace.as_ref()
     }
 
     /// A stats source for the stats line and the metrics endpoint.
