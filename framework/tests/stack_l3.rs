@@ -545,3 +545,124 @@ fn trace_shows_the_path_of_a_forwarded_packet() {
     assert!(text.contains("ttl 9 → 8"), "{text}");
     assert!(trace.to_mermaid().contains("ipv4_lookup->>ipv4_forward"));
 }
+
+/// Splits an Ethernet/IPv4 frame into IPv4 fragments of at most `mtu` bytes (by hand, as a
+/// sending host would), keeping the Ethernet header on each.
+fn fragment_frame(frame: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let (eth, ipp) = frame.split_at(14);
+    let hl = ((ipp[0] & 0x0f) as usize) * 4;
+    let (hdr, payload) = ipp.split_at(hl);
+    let per = (mtu - hl) & !7;
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < payload.len() {
+        let len = per.min(payload.len() - off);
+        let more = off + len < payload.len();
+        let mut h = Ipv4Header::from_slice(hdr).unwrap().0;
+        h.total_len = (hl + len) as u16;
+        h.more_fragments = more;
+        h.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut f = eth.to_vec();
+        h.write(&mut f).unwrap();
+        f.extend_from_slice(&payload[off..off + len]);
+        out.push(f);
+        off += len;
+    }
+    out
+}
+
+/// Reassembles fragments (Ethernet frames) by offset; returns the IPv4 payload.
+fn reassemble(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, Vec<u8>, bool)> = frames
+        .iter()
+        .map(|f| {
+            let (h, _) = parse(f);
+            (
+                h.fragment_offset.byte_offset() as usize,
+                f[14 + h.header_len()..14 + h.total_len as usize].to_vec(),
+                h.more_fragments,
+            )
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let mut data = Vec::new();
+    for (off, body, _) in &parts {
+        assert_eq!(*off, data.len(), "no gap or overlap");
+        data.extend_from_slice(body);
+    }
+    assert!(!parts.last().unwrap().2, "last fragment has MF clear");
+    data
+}
+
+#[test]
+fn udp_echo_of_a_fragmented_datagram_is_reassembled_answered_and_fragmented() {
+    let mut b = resolved_bench("name = \"udp-echo\"\nport = 7", 1500);
+    let payload: Vec<u8> = (0..3000u32).map(|i| (i * 13 + 1) as u8).collect();
+    let b_ = PacketBuilder::ethernet2(mac(HOST0_MAC), mac(P0_MAC))
+        .ip(header(
+            &Ip4 {
+                src: "198.18.0.2",
+                dst: "198.18.0.1",
+                ttl: 64,
+                df: false,
+            },
+            IpNumber::UDP,
+            8 + payload.len(),
+        ))
+        .udp(5555, 7);
+    let mut whole = Vec::new();
+    b_.write(&mut whole, &payload).unwrap();
+    // Send the fragments out of order.
+    let mut frags = fragment_frame(&whole, 1500);
+    assert_eq!(frags.len(), 3);
+    frags.swap(0, 2);
+    for f in &frags {
+        b.send(0, f);
+    }
+    b.turns(6);
+    let h0 = b.recv(0);
+    assert_eq!(h0.len(), 3, "the 3008-byte reply leaves in 3 fragments");
+    let reply = reassemble(&h0);
+    let (hdr, _) = parse(&h0[0]);
+    assert_eq!(hdr.source, ip("198.18.0.1").octets());
+    assert_eq!(hdr.destination, ip("198.18.0.2").octets());
+    let udp = etherparse::UdpHeader::from_slice(&reply).unwrap().0;
+    assert_eq!((udp.source_port, udp.destination_port), (7, 5555));
+    assert_eq!(&reply[8..], &payload[..]);
+    assert_eq!(
+        udp.checksum,
+        udp.calc_checksum_ipv4_raw(hdr.source, hdr.destination, &reply[8..])
+            .unwrap(),
+        "UDP checksum over the whole reassembled datagram"
+    );
+    assert_eq!(b.count("ipv4-reassembly", "datagrams_reassembled"), 1);
+    // A closed port gets ICMP port unreachable.
+    let mut closed = Vec::new();
+    PacketBuilder::ethernet2(mac(HOST0_MAC), mac(P0_MAC))
+        .ip(header(
+            &Ip4 {
+                src: "198.18.0.2",
+                dst: "198.18.0.1",
+                ttl: 64,
+                df: false,
+            },
+            IpNumber::UDP,
+            8 + 4,
+        ))
+        .udp(5555, 9)
+        .write(&mut closed, b"ping")
+        .unwrap();
+    let [h0, _] = b.exchange(0, &closed);
+    assert_eq!(h0.len(), 1);
+    match parse(&h0[0]).1.transport {
+        Some(TransportSlice::Icmpv4(icmp)) => assert_eq!(
+            icmp.icmp_type(),
+            etherparse::Icmpv4Type::DestinationUnreachable(
+                etherparse::icmpv4::DestUnreachableHeader::Port
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(b.pool.in_use(), 0);
+}
