@@ -68,7 +68,7 @@ impl<T, const N: usize> Batch<T, N> {
     }
 
     /// Appends an item, or gives it back when the batch is full.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, item: T) -> Result<(), T> {
         if self.len == N {
             return Err(item);

@@ -12,20 +12,21 @@ use std::sync::Arc;
 use super::meta::{meta, meta_mut};
 use super::node::{DropId, InitCtx, Node, NodeCtx};
 use super::trace::{TraceBuf, TraceControl};
-use crate::batch::{Batch, Burst};
+use crate::batch::Burst;
 use crate::counter::Counter;
-use crate::mem::{free_burst, Mbuf};
+use crate::mem::free_burst;
 use crate::runtime::tsc::rdtsc;
 use crate::runtime::{LcoreIo, Stage};
 
 /// Index of a node in its graph.
 pub type NodeId = usize;
 
-/// Capacity of a node's input vector.
-pub const PENDING_CAP: usize = 512;
+/// Capacity of a node's input vector (one burst).
+pub const PENDING_CAP: usize = crate::batch::BURST_MAX;
 
-/// A node's input vector.
-pub(crate) type Pending = Batch<Mbuf, PENDING_CAP>;
+/// A node's input vector. Boxed, so that handing a node its input is a pointer swap rather than
+/// a copy of the packet handles.
+pub(crate) type Pending = Box<Burst>;
 
 /// The drop node is always node 0.
 pub(crate) const DROP_NODE: NodeId = 0;
@@ -277,12 +278,12 @@ impl GraphBuilder {
             nodes,
             edges,
             edge_names,
-            pending: (0..n).map(|_| Pending::new()).collect(),
+            pending: (0..n).map(|_| Box::new(Burst::new())).collect(),
             order,
             unhandled,
             monitor,
             trace: TraceBuf::new(lcore, trace),
-            scratch: Burst::new(),
+            scratch: Box::new(Burst::new()),
             overflow: 0,
             entry: entry_id,
         })
@@ -328,7 +329,7 @@ pub struct Graph {
     unhandled: Vec<DropId>,
     monitor: GraphMonitor,
     trace: TraceBuf,
-    scratch: Burst,
+    scratch: Pending,
     overflow: u64,
     entry: NodeId,
 }
@@ -467,7 +468,9 @@ impl Graph {
             overflow,
             ..
         } = self;
-        scratch.append_from(&mut pending[id]);
+        // The scratch vector is empty between calls: swap it with the node's input.
+        debug_assert!(scratch.is_empty());
+        std::mem::swap(scratch, &mut pending[id]);
         let n = scratch.len() as u64;
         let t0 = rdtsc();
         if id == DROP_NODE {
@@ -485,7 +488,7 @@ impl Graph {
                     );
                 }
             }
-            free_burst(scratch);
+            free_burst(&mut **scratch);
         } else {
             let node = nodes[id].as_mut().expect("real node");
             let mut ctx = NodeCtx {

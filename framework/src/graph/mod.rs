@@ -5,6 +5,18 @@
 //! consumed. Every node counts calls, packets, cycles and drops by reason; chosen packets can be
 //! traced node by node.
 
+/// Records a trace line for a packet only if it is traced; the format arguments are not even
+/// evaluated otherwise (unlike a plain `ctx.trace(m, format_args!(..))` call, whose arguments
+/// are computed for every packet).
+#[macro_export]
+macro_rules! trace_pkt {
+    ($ctx:expr, $m:expr, $($arg:tt)*) => {
+        if $m.is_traced() {
+            $ctx.trace($m, format_args!($($arg)*));
+        }
+    };
+}
+
 mod engine;
 pub mod meta;
 mod node;

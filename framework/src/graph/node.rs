@@ -81,7 +81,7 @@ pub struct NodeCtx<'a> {
 impl<'a> NodeCtx<'a> {
     /// Sends a packet along edge `edge` (an index into [`Node::next_nodes`]). If the next node's
     /// input vector is full the packet is dropped and counted as `graph_queue_full`.
-    #[inline]
+    #[inline(always)]
     pub fn enqueue(&mut self, edge: usize, m: Mbuf) {
         let target = self.edges[edge];
         if let Err(m) = self.pending[target].push(m) {

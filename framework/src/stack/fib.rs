@@ -156,6 +156,10 @@ pub struct Fib {
     entries: Vec<Entry>,
     members: Vec<NextHop>,
     interfaces: Vec<Interface>,
+    /// Index into `interfaces` by port id (O(1) for the per-packet lookups).
+    by_port: Vec<Option<u16>>,
+    /// Every local address, host order (for the martian-source check).
+    local: Vec<u32>,
 }
 
 impl std::fmt::Debug for Fib {
@@ -180,11 +184,26 @@ impl Fib {
             },
         )
         .map_err(FibError::Create)?;
+        let max_port = interfaces
+            .iter()
+            .map(|i| i.port as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut by_port = vec![None; max_port];
+        for (k, i) in interfaces.iter().enumerate() {
+            by_port[i.port as usize] = Some(k as u16);
+        }
+        let local = interfaces
+            .iter()
+            .flat_map(|i| i.addrs.iter().map(|a| u32::from(a.addr)))
+            .collect();
         let mut fib = Fib {
             lpm,
             entries: Vec::new(),
             members: Vec::new(),
             interfaces,
+            by_port,
+            local,
         };
         // Limited broadcast is local.
         fib.add(
@@ -295,14 +314,17 @@ impl Fib {
     }
 
     /// True if `ip` is one of our interface addresses.
+    #[inline]
     pub fn is_local_addr(&self, ip: Ipv4Addr) -> bool {
-        self.interfaces.iter().any(|i| i.owns(ip))
+        let ip = u32::from(ip);
+        self.local.contains(&ip)
     }
 
     /// The interface of port `port`, if it is an L3 interface.
     #[inline]
     pub fn interface(&self, port: u16) -> Option<&Interface> {
-        self.interfaces.iter().find(|i| i.port == port)
+        let k = (*self.by_port.get(port as usize)?)?;
+        self.interfaces.get(k as usize)
     }
 
     /// Every interface.

@@ -276,7 +276,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// True when the header checksum is correct.
     pub fn verify_checksum(&self) -> bool {
-        checksum::verify(self.header())
+        let h = self.header();
+        if h.len() == Self::MIN_HEADER_LEN {
+            return checksum::verify_header20(h);
+        }
+        checksum::verify(h)
     }
 
     /// The payload: from the end of the header to the total length.

@@ -206,14 +206,17 @@ impl Acl {
     fn apply(&self, action: AclAction, id: DropId, what: Which, m: Mbuf, ctx: &mut NodeCtx<'_>) {
         match action {
             AclAction::Drop => {
-                ctx.trace(&m, format_args!("{what}: drop"));
+                crate::trace_pkt!(ctx, &m, "{what}: drop");
                 ctx.drop(id, m);
             }
             AclAction::Accept | AclAction::Count => {
                 ctx.count(id, 1);
-                ctx.trace(
+                crate::trace_pkt!(
+                    ctx,
                     &m,
-                    format_args!("{what}: {} → {}", action_name(action), ctx.edge_name(0)),
+                    "{what}: {} → {}",
+                    action_name(action),
+                    ctx.edge_name(0)
                 );
                 ctx.enqueue(0, m);
             }
@@ -258,7 +261,7 @@ impl Node for Acl {
         let n = pkts.len();
         pkts.drain_front(n, |m| {
             let Some(f) = fields(&m) else {
-                ctx.trace(&m, format_args!("no IPv4 header: drop"));
+                crate::trace_pkt!(ctx, &m, "no IPv4 header: drop");
                 ctx.drop(self.malformed, m);
                 return;
             };
@@ -270,9 +273,10 @@ impl Node for Acl {
                         return;
                     }
                     Match::Undecidable => {
-                        ctx.trace(
+                        crate::trace_pkt!(
+                            ctx,
                             &m,
-                            format_args!("rule {i}: L4 header not in first segment: drop"),
+                            "rule {i}: L4 header not in first segment: drop"
                         );
                         ctx.drop(self.malformed, m);
                         return;

@@ -165,12 +165,12 @@ impl Arp {
         if *count as usize >= self.env.params.arp_hold as usize
             || self.held.len() >= self.hold_limit
         {
-            ctx.trace(&m, format_args!("hold queue for {ip} full → drop"));
+            crate::trace_pkt!(ctx, &m, "hold queue for {ip} full → drop");
             ctx.drop(self.hold_full, m);
             return;
         }
         *count += 1;
-        ctx.trace(&m, format_args!("holding for {ip} on port {}", md.tx_port));
+        crate::trace_pkt!(ctx, &m, "holding for {ip} on port {}", md.tx_port);
         self.held.push(Held { id, m });
         if neigh.claim_request(id, ctx.now_ns(), self.env.params.arp_retry_ns) {
             self.request(ctx, md.tx_port, ip);
@@ -234,9 +234,10 @@ impl Arp {
             md.tx_port = port;
             md.flags |= PktMeta::F_LOCAL_ORIGIN;
             ctx.count(self.requests_answered, 1);
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!("who-has {tip} from {sip}: reply {mac} → tx port {port}"),
+                "who-has {tip} from {sip}: reply {mac} → tx port {port}"
             );
             ctx.enqueue(TO_TX, m);
             return;
@@ -246,10 +247,10 @@ impl Arp {
             neigh.refresh_if_known(port, sip, smac, now);
         }
         if op == ArpOperation::Reply {
-            ctx.trace(&m, format_args!("{sip} is-at {smac}: learned"));
+            crate::trace_pkt!(ctx, &m, "{sip} is-at {smac}: learned");
             ctx.drop(self.replies, m);
         } else {
-            ctx.trace(&m, format_args!("who-has {tip}: not ours"));
+            crate::trace_pkt!(ctx, &m, "who-has {tip}: not ours");
             ctx.drop(self.not_for_us, m);
         }
     }
@@ -292,10 +293,7 @@ impl Arp {
                 NeighState::Reachable(_) | NeighState::Stale(_) => {
                     let mut h = self.held.swap_remove(i);
                     meta_mut(&mut h.m).flags &= !PktMeta::F_NEEDS_ARP;
-                    ctx.trace(
-                        &h.m,
-                        format_args!("neighbour resolved → {}", names::IPV4_REWRITE),
-                    );
+                    crate::trace_pkt!(ctx, &h.m, "neighbour resolved → {}", names::IPV4_REWRITE);
                     ctx.enqueue(TO_REWRITE, h.m);
                     true
                 }

@@ -82,7 +82,7 @@ impl Node for EthInput {
                     .copied()
                     .unwrap_or(false)
             {
-                ctx.trace(&m, format_args!("dst {dst} is not ours → drop"));
+                crate::trace_pkt!(ctx, &m, "dst {dst} is not ours → drop");
                 ctx.drop(self.not_for_us, m);
                 return;
             }
@@ -117,15 +117,15 @@ impl Node for EthInput {
             m.adj(l2);
             match etype {
                 ethertype::IPV4 => {
-                    ctx.trace(&m, format_args!("type 0x0800 → {}", names::IPV4_INPUT));
+                    crate::trace_pkt!(ctx, &m, "type 0x0800 → {}", names::IPV4_INPUT);
                     ctx.enqueue(TO_IPV4, m);
                 }
                 ethertype::ARP => {
-                    ctx.trace(&m, format_args!("type 0x0806 → {}", names::ARP));
+                    crate::trace_pkt!(ctx, &m, "type 0x0806 → {}", names::ARP);
                     ctx.enqueue(TO_ARP, m);
                 }
                 other => {
-                    ctx.trace(&m, format_args!("type 0x{other:04x} unknown → drop"));
+                    crate::trace_pkt!(ctx, &m, "type 0x{other:04x} unknown → drop");
                     ctx.drop(self.unknown_type, m);
                 }
             }

@@ -78,7 +78,7 @@ impl Node for IcmpInput {
                 return;
             }
             if !checksum::verify_sum(chain_sum(&m, hl)) {
-                ctx.trace(&m, format_args!("bad icmp checksum → drop"));
+                crate::trace_pkt!(ctx, &m, "bad icmp checksum → drop");
                 ctx.drop(self.bad_checksum, m);
                 return;
             }
@@ -86,7 +86,7 @@ impl Node for IcmpInput {
             let (src, dst) = (ip.src_addr(), ip.dst_addr());
             let icmp_type = d[hl];
             if icmp_type != icmpv4_type::ECHO_REQUEST {
-                ctx.trace(&m, format_args!("type {icmp_type} not handled → drop"));
+                crate::trace_pkt!(ctx, &m, "type {icmp_type} not handled → drop");
                 ctx.drop(self.not_handled, m);
                 return;
             }
@@ -113,9 +113,11 @@ impl Node for IcmpInput {
             let md = meta_mut(&mut m);
             md.flags = PktMeta::F_LOCAL_ORIGIN;
             ctx.count(self.echo_replies_sent, 1);
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!("echo request from {src}: reply → {}", names::IPV4_LOOKUP),
+                "echo request from {src}: reply → {}",
+                names::IPV4_LOOKUP
             );
             ctx.enqueue(0, m);
         });
@@ -290,14 +292,13 @@ impl Node for IcmpError {
             mdm.flags = PktMeta::F_LOCAL_ORIGIN;
             mdm.l3_len = 20;
             ctx.count(self.sent, 1);
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!(
-                    "icmp {}/{} to {orig_src} → {}",
-                    md.icmp_type,
-                    md.icmp_code,
-                    names::IPV4_LOOKUP
-                ),
+                "icmp {}/{} to {orig_src} → {}",
+                md.icmp_type,
+                md.icmp_code,
+                names::IPV4_LOOKUP
             );
             ctx.enqueue(0, m);
         });

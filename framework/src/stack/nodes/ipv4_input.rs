@@ -89,7 +89,7 @@ impl Node for Ipv4Input {
                 }
             };
             if let Err(e) = check {
-                ctx.trace(&m, format_args!("{} → drop", e.as_str()));
+                crate::trace_pkt!(ctx, &m, "{} → drop", e.as_str());
                 let idx = WireError::ALL.iter().position(|x| *x == e).unwrap_or(0);
                 ctx.drop(self.wire[idx], m);
                 return;
@@ -97,19 +97,19 @@ impl Node for Ipv4Input {
             let p = Ipv4Packet::new_unchecked(d);
             let hl = p.header_len();
             if !Ipv4Packet::new_unchecked(&d[..hl]).verify_checksum() {
-                ctx.trace(&m, format_args!("bad header checksum → drop"));
+                crate::trace_pkt!(ctx, &m, "bad header checksum → drop");
                 ctx.drop(self.bad_checksum, m);
                 return;
             }
             let (src, dst, tl) = (p.src_addr(), p.dst_addr(), p.total_len() as usize);
             if martian_source(src) || src == Ipv4Addr::BROADCAST || self.env.fib.is_local_addr(src)
             {
-                ctx.trace(&m, format_args!("martian source {src} → drop"));
+                crate::trace_pkt!(ctx, &m, "martian source {src} → drop");
                 ctx.drop(self.martian_src, m);
                 return;
             }
             if martian_destination(dst) {
-                ctx.trace(&m, format_args!("martian destination {dst} → drop"));
+                crate::trace_pkt!(ctx, &m, "martian destination {dst} → drop");
                 ctx.drop(self.martian_dst, m);
                 return;
             }
@@ -122,13 +122,12 @@ impl Node for Ipv4Input {
                 m.truncate(tl);
             }
             meta_mut(&mut m).l3_len = hl as u8;
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!(
-                    "{src} → {dst} ttl {} len {tl} ok → {}",
-                    p_ttl(&m),
-                    names::IPV4_LOOKUP
-                ),
+                "{src} → {dst} ttl {} len {tl} ok → {}",
+                p_ttl(&m),
+                names::IPV4_LOOKUP
             );
             ctx.enqueue(0, m);
         });

@@ -8,6 +8,7 @@ use super::ipv4_route::set_icmp_error;
 use super::names;
 use crate::batch::Burst;
 use crate::graph::{meta, meta_mut, DropId, InitCtx, Node, NodeCtx, PktMeta};
+use crate::port::MacAddr;
 use crate::stack::frag::{fragment, fragment_count};
 use crate::stack::{NeighState, StackEnv};
 use crate::wire::{ethertype, icmpv4_code, icmpv4_type, Ipv4Packet};
@@ -66,9 +67,12 @@ impl Node for Ipv4Output {
             };
             let mtu = ifc.mtu as usize;
             if m.pkt_len() <= mtu {
-                ctx.trace(
+                crate::trace_pkt!(
+                    ctx,
                     &m,
-                    format_args!("len {} <= mtu {mtu} → {}", m.pkt_len(), names::IPV4_REWRITE),
+                    "len {} <= mtu {mtu} → {}",
+                    m.pkt_len(),
+                    names::IPV4_REWRITE
                 );
                 ctx.enqueue(OUT_REWRITE, m);
                 return;
@@ -80,10 +84,7 @@ impl Node for Ipv4Output {
                     ctx.drop(self.frag_needed_local, m);
                 } else {
                     ctx.count(self.frag_needed, 1);
-                    ctx.trace(
-                        &m,
-                        format_args!("len {tl} > mtu {mtu} with DF → icmp-error"),
-                    );
+                    crate::trace_pkt!(ctx, &m, "len {tl} > mtu {mtu} with DF → icmp-error");
                     set_icmp_error(
                         &mut m,
                         icmpv4_type::DST_UNREACHABLE,
@@ -98,12 +99,11 @@ impl Node for Ipv4Output {
                 ctx.drop(self.frag_no_room, m);
                 return;
             }
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!(
-                    "len {tl} > mtu {mtu}: fragmenting → {}",
-                    names::IPV4_REWRITE
-                ),
+                "len {tl} > mtu {mtu}: fragmenting → {}",
+                names::IPV4_REWRITE
             );
             let pool = env.pool(port);
             let mut made = 0u64;
@@ -157,23 +157,40 @@ impl Node for Ipv4Rewrite {
         let env = self.env.clone();
         let now = ctx.now_ns();
         let n = pkts.len();
+        // Most packets of a burst go to the same neighbour: remember the last answer for the
+        // length of this burst (each burst asks the table again, which keeps the entry's "in
+        // use" mark for the refresher).
+        let mut last: Option<(u16, u32, MacAddr, MacAddr)> = None;
         pkts.drain_front(n, |mut m| {
             let md = *meta(&m);
             let nh = Ipv4Addr::from(md.addr);
-            let Some(ifc) = env.interface(md.tx_port) else {
-                ctx.drop(self.no_interface, m);
-                return;
+            let resolved = match last {
+                Some((port, addr, mac, src)) if port == md.tx_port && addr == md.addr => {
+                    Some((mac, src))
+                }
+                _ => {
+                    let Some(ifc) = env.interface(md.tx_port) else {
+                        ctx.drop(self.no_interface, m);
+                        return;
+                    };
+                    match env.neigh.lookup(md.tx_port, nh, now) {
+                        NeighState::Reachable(mac) | NeighState::Stale(mac) => {
+                            last = Some((md.tx_port, md.addr, mac, ifc.mac));
+                            Some((mac, ifc.mac))
+                        }
+                        NeighState::Incomplete => None,
+                    }
+                }
             };
-            let mac = match env.neigh.lookup(md.tx_port, nh, now) {
-                NeighState::Reachable(mac) | NeighState::Stale(mac) => mac,
-                NeighState::Incomplete => {
+            let (mac, src) = match resolved {
+                Some(r) => r,
+                None => {
                     meta_mut(&mut m).flags |= PktMeta::F_NEEDS_ARP;
-                    ctx.trace(&m, format_args!("{nh} unresolved → {}", names::ARP));
+                    crate::trace_pkt!(ctx, &m, "{nh} unresolved → {}", names::ARP);
                     ctx.enqueue(REWRITE_ARP, m);
                     return;
                 }
             };
-            let src = ifc.mac;
             let Some(h) = m.prepend(14) else {
                 ctx.drop(self.no_headroom, m);
                 return;
@@ -181,7 +198,7 @@ impl Node for Ipv4Rewrite {
             h[0..6].copy_from_slice(&mac.0);
             h[6..12].copy_from_slice(&src.0);
             h[12..14].copy_from_slice(&ethertype::IPV4.to_be_bytes());
-            ctx.trace(&m, format_args!("{nh} is {mac} → tx port {}", md.tx_port));
+            crate::trace_pkt!(ctx, &m, "{nh} is {mac} → tx port {}", md.tx_port);
             ctx.enqueue(REWRITE_TX, m);
         });
     }
@@ -200,7 +217,7 @@ impl Node for Tx {
         let n = pkts.len();
         pkts.drain_front(n, |m| {
             let port = meta(&m).tx_port;
-            ctx.trace(&m, format_args!("queued on port {port}"));
+            crate::trace_pkt!(ctx, &m, "queued on port {port}");
             ctx.io().enqueue(port, m);
         });
     }

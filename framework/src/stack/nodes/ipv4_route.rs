@@ -98,7 +98,7 @@ impl Node for Ipv4Lookup {
                     ctx.drop(self.no_route_local, m);
                 } else {
                     ctx.count(self.no_route, 1);
-                    ctx.trace(&m, format_args!("{dst}: no route → icmp-error"));
+                    crate::trace_pkt!(ctx, &m, "{dst}: no route → icmp-error");
                     set_icmp_error(
                         &mut m,
                         icmpv4_type::DST_UNREACHABLE,
@@ -117,7 +117,7 @@ impl Node for Ipv4Lookup {
                     }
                     let md = meta_mut(&mut m);
                     md.flags |= PktMeta::F_LOCAL;
-                    ctx.trace(&m, format_args!("{dst} is local → {}", names::IPV4_LOCAL));
+                    crate::trace_pkt!(ctx, &m, "{dst} is local → {}", names::IPV4_LOCAL);
                     ctx.enqueue(LOOKUP_LOCAL, m);
                 }
                 HopKind::Forward => {
@@ -130,10 +130,7 @@ impl Node for Ipv4Lookup {
                     } else {
                         (LOOKUP_FORWARD, names::IPV4_FORWARD)
                     };
-                    ctx.trace(
-                        &m,
-                        format_args!("{dst} via {nh} port {} → {name}", hop.port),
-                    );
+                    crate::trace_pkt!(ctx, &m, "{dst} via {nh} port {} → {name}", hop.port);
                     ctx.enqueue(edge, m);
                 }
                 HopKind::Drop => ctx.drop(self.blackhole, m),
@@ -207,7 +204,7 @@ impl Node for Ipv4Forward {
             let ttl = p.ttl();
             if ttl <= 1 {
                 ctx.count(self.ttl_expired, 1);
-                ctx.trace(&m, format_args!("ttl {ttl} expired → icmp-error"));
+                crate::trace_pkt!(ctx, &m, "ttl {ttl} expired → icmp-error");
                 set_icmp_error(
                     &mut m,
                     icmpv4_type::TIME_EXCEEDED,
@@ -218,10 +215,7 @@ impl Node for Ipv4Forward {
                 return;
             }
             p.decrement_ttl();
-            ctx.trace(
-                &m,
-                format_args!("ttl {ttl} → {} → {}", ttl - 1, names::IPV4_OUTPUT),
-            );
+            crate::trace_pkt!(ctx, &m, "ttl {ttl} → {} → {}", ttl - 1, names::IPV4_OUTPUT);
             ctx.enqueue(0, m);
         });
     }
@@ -272,22 +266,22 @@ impl Node for Ipv4Local {
             let d = m.data();
             let p = Ipv4Packet::new_unchecked(d);
             if p.is_fragment() {
-                ctx.trace(&m, format_args!("fragment → {}", names::IPV4_REASSEMBLY));
+                crate::trace_pkt!(ctx, &m, "fragment → {}", names::IPV4_REASSEMBLY);
                 ctx.enqueue(LOCAL_REASSEMBLY, m);
                 return;
             }
             match p.protocol() {
                 ip_protocol::ICMP => {
-                    ctx.trace(&m, format_args!("proto icmp → {}", names::ICMP_INPUT));
+                    crate::trace_pkt!(ctx, &m, "proto icmp → {}", names::ICMP_INPUT);
                     ctx.enqueue(LOCAL_ICMP, m);
                 }
                 ip_protocol::UDP => {
-                    ctx.trace(&m, format_args!("proto udp → {}", names::UDP_INPUT));
+                    crate::trace_pkt!(ctx, &m, "proto udp → {}", names::UDP_INPUT);
                     ctx.enqueue(LOCAL_UDP, m);
                 }
                 proto => {
                     ctx.count(self.unknown_proto, 1);
-                    ctx.trace(&m, format_args!("proto {proto} unreachable → icmp-error"));
+                    crate::trace_pkt!(ctx, &m, "proto {proto} unreachable → icmp-error");
                     set_icmp_error(
                         &mut m,
                         icmpv4_type::DST_UNREACHABLE,

@@ -309,7 +309,7 @@ impl Ipv4Reassembly {
 
     /// Drops `m` under `why`, and with it the datagram it belongs to, if one is in progress.
     fn reject(&mut self, k: &Key, m: Mbuf, why: Why, ctx: &mut NodeCtx<'_>) {
-        ctx.trace(&m, format_args!("{why:?}: datagram dropped"));
+        crate::trace_pkt!(ctx, &m, "{why:?}: datagram dropped");
         ctx.drop(self.r.of(why), m);
         if let Ok(cell) = self.find(k) {
             let s = self.index[cell] as usize;
@@ -339,7 +339,7 @@ impl Ipv4Reassembly {
             proto: p.protocol(),
         };
         if !mf && off == 0 {
-            ctx.trace(&m, format_args!("not a fragment → {}", names::IPV4_LOCAL));
+            crate::trace_pkt!(ctx, &m, "not a fragment → {}", names::IPV4_LOCAL);
             ctx.enqueue(EDGE_LOCAL, m);
             return;
         }
@@ -364,7 +364,7 @@ impl Ipv4Reassembly {
             Err(cell) => match self.alloc(key, cell, now) {
                 Some(s) => s,
                 None => {
-                    ctx.trace(&m, format_args!("reassembly table full → drop"));
+                    crate::trace_pkt!(ctx, &m, "reassembly table full → drop");
                     ctx.drop(self.r.table_full, m);
                     return;
                 }
@@ -408,7 +408,7 @@ impl Ipv4Reassembly {
         match verdict {
             Ok(()) => {}
             Err(None) => {
-                ctx.trace(&m, format_args!("duplicate fragment off {off} → drop"));
+                crate::trace_pkt!(ctx, &m, "duplicate fragment off {off} → drop");
                 ctx.drop(self.r.duplicate, m);
                 return;
             }
@@ -417,12 +417,11 @@ impl Ipv4Reassembly {
                 return;
             }
         }
-        ctx.trace(
+        crate::trace_pkt!(
+            ctx,
             &m,
-            format_args!(
-                "fragment off {off} len {plen}{}: held",
-                if mf { " MF" } else { "" }
-            ),
+            "fragment off {off} len {plen}{}: held",
+            if mf { " MF" } else { "" }
         );
         let slot = &mut self.slots[s];
         slot.frags.insert(
@@ -485,13 +484,12 @@ impl Ipv4Reassembly {
         md.flags |= PktMeta::F_REASSEMBLED;
         md.l3_len = hl0 as u8;
         ctx.count(self.r.reassembled, 1);
-        ctx.trace(
+        crate::trace_pkt!(
+            ctx,
             &head,
-            format_args!(
-                "reassembled {total} bytes in {} segments → {}",
-                head.nb_segs(),
-                names::IPV4_LOCAL
-            ),
+            "reassembled {total} bytes in {} segments → {}",
+            head.nb_segs(),
+            names::IPV4_LOCAL
         );
         ctx.enqueue(EDGE_LOCAL, head);
     }
@@ -509,10 +507,7 @@ impl Ipv4Reassembly {
         self.kill(s, Why::Timeout, ctx);
         if let Some(mut m) = first {
             ctx.count(self.r.timeout, 1);
-            ctx.trace(
-                &m,
-                format_args!("reassembly timed out → {}", names::ICMP_ERROR),
-            );
+            crate::trace_pkt!(ctx, &m, "reassembly timed out → {}", names::ICMP_ERROR);
             set_icmp_error(
                 &mut m,
                 icmpv4_type::TIME_EXCEEDED,

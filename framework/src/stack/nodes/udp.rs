@@ -163,7 +163,7 @@ impl Node for UdpInput {
             let hl = meta(&m).l3_len as usize;
             let d = m.data();
             if hl < IP_HDR || d.len() < hl + UDP_HDR {
-                ctx.trace(&m, format_args!("no room for a udp header → drop"));
+                crate::trace_pkt!(ctx, &m, "no room for a udp header → drop");
                 ctx.drop(self.truncated, m);
                 return;
             }
@@ -175,9 +175,10 @@ impl Node for UdpInput {
             let csum = be16(d, hl + 6);
             let ip_payload = m.pkt_len() - hl;
             if ulen < UDP_HDR || ulen > ip_payload {
-                ctx.trace(
+                crate::trace_pkt!(
+                    ctx,
                     &m,
-                    format_args!("udp length {ulen} vs ip payload {ip_payload} → drop"),
+                    "udp length {ulen} vs ip payload {ip_payload} → drop"
                 );
                 ctx.drop(self.bad_length, m);
                 return;
@@ -192,7 +193,7 @@ impl Node for UdpInput {
             if csum != 0 && !hw_good {
                 let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::UDP, ulen as u16);
                 if !checksum::verify_sum(checksum::combine(ph, chain_sum(&m, hl))) {
-                    ctx.trace(&m, format_args!("bad udp checksum {csum:#06x} → drop"));
+                    crate::trace_pkt!(ctx, &m, "bad udp checksum {csum:#06x} → drop");
                     ctx.drop(self.bad_checksum, m);
                     return;
                 }
@@ -200,9 +201,10 @@ impl Node for UdpInput {
             let Some(edge) = self.lookup(u32::from(dst), dport) else {
                 ctx.count(self.port_unreachable, 1);
                 let next = ctx.edge_name(self.icmp_edge());
-                ctx.trace(
+                crate::trace_pkt!(
+                    ctx,
                     &m,
-                    format_args!("{src}:{sport} → {dst}:{dport}: port unreachable → {next}"),
+                    "{src}:{sport} → {dst}:{dport}: port unreachable → {next}"
                 );
                 set_icmp_error(
                     &mut m,
@@ -220,7 +222,7 @@ impl Node for UdpInput {
             let ok = m.adj(hl + UDP_HDR);
             debug_assert!(ok, "header length checked against the first segment");
             let node = ctx.edge_name(edge);
-            ctx.trace(&m, format_args!("{src}:{sport} → {dst}:{dport} → {node}"));
+            crate::trace_pkt!(ctx, &m, "{src}:{sport} → {dst}:{dport} → {node}");
             ctx.enqueue(edge, m);
         });
     }
@@ -445,10 +447,7 @@ impl Node for UdpOutput {
                 match picked {
                     Some(a) => local = a,
                     None => {
-                        ctx.trace(
-                            &m,
-                            format_args!("no source address towards {remote} → drop"),
-                        );
+                        crate::trace_pkt!(ctx, &m, "no source address towards {remote} → drop");
                         ctx.drop(self.no_route, m);
                         return;
                     }
@@ -496,9 +495,10 @@ impl Node for UdpOutput {
             mdm.flags = PktMeta::F_LOCAL_ORIGIN;
             mdm.l3_len = IP_HDR as u8;
             let next = ctx.edge_name(0);
-            ctx.trace(
+            crate::trace_pkt!(
+                ctx,
                 &m,
-                format_args!("{local}:{lport} → {remote}:{rport} len {ulen} → {next}"),
+                "{local}:{lport} → {remote}:{rport} len {ulen} → {next}"
             );
             ctx.enqueue(0, m);
         });
