@@ -40,6 +40,13 @@ enum Command {
         /// Do not print the per-interval stats line.
         #[arg(long)]
         quiet: bool,
+        /// Trace the next N packets through the graph and print the trace at the end
+        /// (graph apps: l3fwd, udp-echo).
+        #[arg(long, value_name = "N")]
+        trace: Option<u32>,
+        /// Also write the trace as a Mermaid sequence diagram to this file.
+        #[arg(long, value_name = "FILE", requires = "trace")]
+        trace_mermaid: Option<PathBuf>,
     },
     /// Check a config file and report every error with its path and a hint.
     Validate {
@@ -94,6 +101,8 @@ fn main() -> ExitCode {
         duration: None,
         json: None,
         quiet: false,
+        trace: None,
+        trace_mermaid: None,
     }) {
         Command::Validate { file } => match config::load(&file) {
             Ok(cfg) => {
@@ -132,6 +141,8 @@ fn main() -> ExitCode {
             duration,
             json,
             quiet,
+            trace,
+            trace_mermaid,
         } => {
             let cfg = match load(file.as_ref()) {
                 Ok(c) => c,
@@ -147,6 +158,8 @@ fn main() -> ExitCode {
                 duration: duration.or(cfg.run.duration),
                 json,
                 quiet,
+                trace,
+                trace_mermaid,
             };
             match run::run(&cfg, &opts) {
                 Ok(()) => ExitCode::SUCCESS,

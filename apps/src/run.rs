@@ -18,6 +18,10 @@ pub struct Options {
     pub json: Option<PathBuf>,
     /// No per-interval stats line.
     pub quiet: bool,
+    /// Trace this many packets (graph apps).
+    pub trace: Option<u32>,
+    /// Write the trace as Mermaid here.
+    pub trace_mermaid: Option<PathBuf>,
 }
 
 /// Why the run ended.
@@ -33,6 +37,13 @@ pub fn run(cfg: &Config, opts: &Options) -> Result<(), String> {
     let rt = Runtime::from_config(cfg).map_err(|e| e.to_string())?;
     let running = rt.start().map_err(|e| e.to_string())?;
     let stop = running.stop_flag();
+    let trace = running.trace().cloned();
+    if let Some(n) = opts.trace {
+        match &trace {
+            Some(t) => t.arm(n, None),
+            None => eprintln!("note: --trace needs a graph app (l3fwd, udp-echo); ignored"),
+        }
+    }
     // First SIGINT/SIGTERM: stop cleanly. A second one while stopping: exit at once.
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
@@ -102,6 +113,27 @@ pub fn run(cfg: &Config, opts: &Options) -> Result<(), String> {
         StopCause::LcoreExited => "an lcore exited",
     };
     println!("{}", report::final_report(&fin, elapsed, why));
+    let runtime = ferroplane::stats::render_runtime(&fin);
+    if !runtime.is_empty() {
+        println!("{runtime}");
+    }
+    if let Some(t) = &trace {
+        if opts.trace.is_some() || cfg.trace.is_some() {
+            let text = t.to_text();
+            println!(
+                "== packet trace ==\n{}",
+                if text.is_empty() {
+                    "(no packets traced)\n"
+                } else {
+                    &text
+                }
+            );
+            if let Some(path) = &opts.trace_mermaid {
+                std::fs::write(path, t.to_mermaid())
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+        }
+    }
     if let Some(path) = &opts.json {
         std::fs::write(path, report::json(&fin, elapsed))
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
