@@ -276,6 +276,25 @@ impl Mbuf {
         true
     }
 
+    /// Places the data of a single-segment packet at `offset` bytes from the start of the
+    /// buffer with length `len` (what a zero-copy driver does when the device wrote the frame
+    /// somewhere inside the buffer). False, changing nothing, if it does not fit the buffer or
+    /// the mbuf is chained or shared.
+    #[inline]
+    pub fn set_data(&mut self, offset: usize, len: usize) -> bool {
+        if self.is_shared() {
+            return false;
+        }
+        let h = self.hdr_mut();
+        if !h.next.is_null() || offset.checked_add(len).is_none_or(|end| end > h.buf_len as usize) {
+            return false;
+        }
+        h.data_off = offset as u16;
+        h.data_len = len as u16;
+        h.pkt_len = len as u32;
+        true
+    }
+
     /// Moves the start of data back by `n` bytes and returns the new bytes (to write a header
     /// in front), like `rte_pktmbuf_prepend`. `None` if the headroom is short or the buffer
     /// is shared.
@@ -862,6 +881,17 @@ mod tests {
         assert_eq!(hdrs.in_use(), 0);
         assert_eq!(a.refcnt(), 1);
         assert!(!a.is_shared());
+    }
+
+    #[test]
+    fn set_data_places_the_frame_anywhere_in_the_buffer() {
+        let mp = pool(2);
+        let mut m = mp.alloc().unwrap();
+        assert!(m.set_data(256, 100));
+        assert_eq!((m.headroom(), m.data_len(), m.pkt_len()), (256, 100, 100));
+        assert_eq!(m.tailroom(), 384 - 356);
+        assert!(!m.set_data(300, 100), "past the end of the 384-byte buffer");
+        assert!(m.set_data(0, 384));
     }
 
     #[test]
