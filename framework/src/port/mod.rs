@@ -12,6 +12,7 @@ mod counters;
 pub mod null;
 pub mod pcap;
 pub mod ring;
+pub mod tap;
 
 use std::fmt;
 
