@@ -733,16 +733,16 @@ mod tests {
             );
             ip(&["netns", "add", &name]);
             let ns = TestNs { name };
-            for k in ["all", "default"] {
-                ns.ip(&[
-                    "netns",
-                    "exec",
-                    &ns.name,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv6.conf.{k}.disable_ipv6=1"),
-                ]);
-            }
+            // Through /proc (as seen inside the namespace), so no sysctl binary is needed.
+            ns.ip(&[
+                "netns",
+                "exec",
+                &ns.name,
+                "sh",
+                "-c",
+                "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 && \
+                 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            ]);
             ns
         }
 
