@@ -286,7 +286,11 @@ impl Mbuf {
             return false;
         }
         let h = self.hdr_mut();
-        if !h.next.is_null() || offset.checked_add(len).is_none_or(|end| end > h.buf_len as usize) {
+        if !h.next.is_null()
+            || offset
+                .checked_add(len)
+                .is_none_or(|end| end > h.buf_len as usize)
+        {
             return false;
         }
         h.data_off = offset as u16;
