@@ -220,9 +220,14 @@ pub struct PortConfig {
     pub tx_queues: u16,
     /// Largest L3 payload; frames are up to `mtu + 18` bytes.
     pub mtu: u16,
-    /// The port's own (unicast) MAC address.
-    #[serde(serialize_with = "ser::mac")]
-    pub mac: [u8; 6],
+    /// The port's own (unicast) MAC address. Always set for `null`, `ring` and `pcap` ports
+    /// (default `02:00:00:00:00:NN`, NN = port index + 1); for `af_packet`, `af_xdp` and `tap`
+    /// ports `None` unless `mac` is given: the driver then uses the interface's own MAC.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_mac"
+    )]
+    pub mac: Option<[u8; 6]>,
     /// The port's IPv4 addresses with their subnets (`ipv4 = ["198.18.0.1/24"]`); each subnet
     /// is a connected route through this port. Subnets of different ports do not overlap.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -271,6 +276,85 @@ pub enum DriverConfig {
         #[serde(rename = "loop")]
         repeat: bool,
     },
+    /// `driver = "af_packet"`: a Linux packet socket (`AF_PACKET`, TPACKET_V3 rx ring, mmap'ed
+    /// tx ring) per queue, bound to an existing interface.
+    #[serde(rename = "af_packet")]
+    AfPacket {
+        /// The Linux interface (exists when the config is validated).
+        iface: String,
+        /// Send with `PACKET_QDISC_BYPASS`, skipping the kernel's queueing discipline
+        /// (default true).
+        qdisc_bypass: bool,
+        /// Bytes per TPACKET_V3 rx block (default 1048576 = 1 MiB; a power of two,
+        /// 4096..=67108864).
+        block_size: u32,
+        /// Rx blocks per queue (default 8, 1..=1024).
+        blocks: u32,
+        /// Frames of the tx ring per queue (default 1024; a power of two, 16..=65536).
+        tx_frames: u32,
+    },
+    /// `driver = "af_xdp"`: one AF_XDP socket per queue on consecutive queues of an existing
+    /// interface, with the pool's buffers as UMEM.
+    #[serde(rename = "af_xdp")]
+    AfXdp {
+        /// The Linux interface (exists when the config is validated).
+        iface: String,
+        /// First NIC queue (default 0, 0..=255): port queue q uses NIC queue `queue + q`.
+        queue: u16,
+        /// How the XDP program is attached (default [`XdpMode::Auto`]).
+        mode: XdpMode,
+        /// Zero-copy policy (default [`ZeroCopy::Auto`]).
+        zero_copy: ZeroCopy,
+        /// Descriptors per fill, completion, rx and tx ring (default 2048; a power of two,
+        /// 64..=16384).
+        ring_size: u32,
+    },
+    /// `driver = "tap"`: a TAP interface (created if missing), one queue each way.
+    Tap {
+        /// The TAP interface's name.
+        iface: String,
+        /// Bring the interface up when the port starts (default true).
+        up: bool,
+    },
+}
+
+impl DriverConfig {
+    /// The driver's name as written in the file (`"null"`, `"af_xdp"`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverConfig::Null { .. } => "null",
+            DriverConfig::Ring { .. } => "ring",
+            DriverConfig::Pcap { .. } => "pcap",
+            DriverConfig::AfPacket { .. } => "af_packet",
+            DriverConfig::AfXdp { .. } => "af_xdp",
+            DriverConfig::Tap { .. } => "tap",
+        }
+    }
+}
+
+/// How an `af_xdp` port attaches its XDP program (`mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    /// Native (driver) mode if the NIC driver supports XDP, else generic (`"auto"`, the
+    /// default).
+    Auto,
+    /// Native (driver) mode only; start-up fails without driver support (`"native"`).
+    Native,
+    /// Generic (SKB) mode: works on every interface, slower (`"generic"`).
+    Generic,
+}
+
+/// Whether an `af_xdp` port uses zero-copy (`zero_copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroCopy {
+    /// Zero-copy if the NIC driver supports it, else copy mode (`"auto"`, the default).
+    Auto,
+    /// Zero-copy only; start-up fails without driver support (`"on"`).
+    On,
+    /// Always copy mode (`"off"`).
+    Off,
 }
 
 /// An IPv4 address with a prefix length: `"198.18.0.1/24"`.
@@ -675,6 +759,13 @@ mod ser {
 
     pub(super) fn mac<S: Serializer>(m: &[u8; 6], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&mac_string(m))
+    }
+
+    pub(super) fn opt_mac<S: Serializer>(m: &Option<[u8; 6]>, s: S) -> Result<S::Ok, S::Error> {
+        match m {
+            Some(m) => mac(m, s),
+            None => s.serialize_none(),
+        }
     }
 
     pub(super) fn opt_hex<S: Serializer>(t: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {

@@ -16,7 +16,9 @@ use toml::de::DeValue;
 
 use super::reader::{describe, int, quoted_list, string, At, Diag, Got, Span, Table, Val};
 use super::validate::Env;
-use super::{FwdMode, HugePages, IdlePolicy, Ipv4Cidr, MetricsConfig, QueueRef, RunConfig};
+use super::{
+    FwdMode, HugePages, IdlePolicy, Ipv4Cidr, MetricsConfig, QueueRef, RunConfig, XdpMode, ZeroCopy,
+};
 
 /// Hint for names of ports and pools.
 pub(super) const NAME_HINT: &str = "use 1 to 32 characters among letters, digits, '_' and '-'";
@@ -431,12 +433,28 @@ fn read_pool(d: &mut Diag, mut t: Table<'_, '_>) -> RawPool {
     }
 }
 
-/// Driver-specific keys of each driver.
+/// Driver-specific keys of each driver (a key may belong to several drivers).
 const DRIVER_KEYS: &[(&str, &[&str])] = &[
     ("null", &["size", "template"]),
     ("ring", &["peer", "depth"]),
     ("pcap", &["rx", "tx", "loop"]),
+    (
+        "af_packet",
+        &["iface", "qdisc_bypass", "block_size", "blocks", "tx_frames"],
+    ),
+    (
+        "af_xdp",
+        &["iface", "queue", "mode", "zero_copy", "ring_size"],
+    ),
+    ("tap", &["iface", "up"]),
 ];
+
+/// Drivers attached to a Linux interface (`iface`).
+const IFACE_DRIVERS: &[&str] = &["af_packet", "af_xdp", "tap"];
+
+/// Hint for Linux interface names.
+const IFACE_HINT: &str =
+    "a Linux interface name: 1 to 15 bytes, without '/', ':' or whitespace, and not \".\" or \"..\"";
 
 /// The driver part of a `[[ports]]` table.
 #[derive(Debug)]
@@ -454,6 +472,24 @@ pub(super) enum RawDriver {
         tx: Option<Option<PathBuf>>,
         repeat: Option<bool>,
     },
+    AfPacket {
+        iface: Option<At<String>>,
+        qdisc_bypass: Option<bool>,
+        block_size: Option<u32>,
+        blocks: Option<u32>,
+        tx_frames: Option<u32>,
+    },
+    AfXdp {
+        iface: Option<At<String>>,
+        queue: Option<u16>,
+        mode: Option<XdpMode>,
+        zero_copy: Option<ZeroCopy>,
+        ring_size: Option<u32>,
+    },
+    Tap {
+        iface: Option<At<String>>,
+        up: Option<bool>,
+    },
 }
 
 impl RawDriver {
@@ -462,7 +498,25 @@ impl RawDriver {
             RawDriver::Null { .. } => "null",
             RawDriver::Ring { .. } => "ring",
             RawDriver::Pcap { .. } => "pcap",
+            RawDriver::AfPacket { .. } => "af_packet",
+            RawDriver::AfXdp { .. } => "af_xdp",
+            RawDriver::Tap { .. } => "tap",
         }
+    }
+
+    /// The Linux interface of an `af_packet`, `af_xdp` or `tap` port, where valid.
+    pub(super) fn iface(&self) -> Option<&At<String>> {
+        match self {
+            RawDriver::AfPacket { iface, .. }
+            | RawDriver::AfXdp { iface, .. }
+            | RawDriver::Tap { iface, .. } => iface.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// True for drivers that attach to an interface that must already exist.
+    pub(super) fn needs_existing_iface(&self) -> bool {
+        matches!(self, RawDriver::AfPacket { .. } | RawDriver::AfXdp { .. })
     }
 }
 
@@ -478,7 +532,8 @@ pub(super) struct RawPort {
     pub(super) rx_queues: Option<At<u16>>,
     pub(super) tx_queues: Option<At<u16>>,
     pub(super) mtu: Option<At<u16>>,
-    pub(super) mac: Option<[u8; 6]>,
+    /// `Some(None)`: absent and without a default (drivers that use the interface's MAC).
+    pub(super) mac: Option<Option<[u8; 6]>>,
     /// The valid interface addresses (empty when absent).
     pub(super) ipv4: Vec<At<Ipv4Cidr>>,
     /// Every interface address is valid.
@@ -528,10 +583,9 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
     let mtu = t
         .int(d, "mtu", 68u16, 9600, "an MTU from 68 to 9600 bytes")
         .or(t.dflt("mtu", 1500));
-    let mac = t
+    let mut mac = t
         .with(d, "mac", |d, v, p| unicast_mac(d, v, p, "port"))
-        .or(t.dflt("mac", default_port_mac(index)))
-        .map(|m| m.v);
+        .optional();
     let (ipv4, ipv4_ok) = match t.with(d, "ipv4", net::interface_addresses) {
         Got::Absent => (Vec::new(), true),
         Got::Bad => (Vec::new(), false),
@@ -542,38 +596,64 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
         .or(t.dflt("promiscuous", false))
         .map(|p| p.v);
 
-    let driver_kind = t.choice(d, "driver", &["null", "ring", "pcap"]);
+    let drivers: Vec<&'static str> = DRIVER_KEYS.iter().map(|(drv, _)| *drv).collect();
+    let driver_kind = t.choice(d, "driver", &drivers);
     let driver_kind = t.required(
         d,
         "driver",
         driver_kind,
-        "choose a driver: driver = \"null\", \"ring\" or \"pcap\"",
+        &format!("choose a driver: driver = {}", quoted_list(&drivers)),
     );
     // Keys of the other drivers are errors; all driver keys are known either way.
-    for (drv, keys) in DRIVER_KEYS {
+    let mut driver_keys: Vec<&'static str> = Vec::new();
+    for (_, keys) in DRIVER_KEYS {
         t.mark(keys);
-        let Some(kind) = &driver_kind else { continue };
-        if kind.v == *drv {
-            continue;
-        }
         for key in *keys {
-            if t.has(key) {
-                d.error(
-                    t.child(key),
-                    &t.key_span(key),
-                    format!("`{key}` is only valid for driver \"{drv}\""),
-                    format!(
-                        "this port has driver = \"{}\"; remove `{key}` or change the driver",
-                        kind.v
-                    ),
-                );
+            if !driver_keys.contains(key) {
+                driver_keys.push(key);
             }
         }
     }
+    if let Some(kind) = &driver_kind {
+        for key in driver_keys {
+            let owners: Vec<&str> = DRIVER_KEYS
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key))
+                .map(|(drv, _)| *drv)
+                .collect();
+            if !t.has(key) || owners.contains(&kind.v) {
+                continue;
+            }
+            let owners = match owners.as_slice() {
+                [one] => format!("driver \"{one}\""),
+                many => format!("drivers {}", quoted_list(many)),
+            };
+            d.error(
+                t.child(key),
+                &t.key_span(key),
+                format!("`{key}` is only valid for {owners}"),
+                format!(
+                    "this port has driver = \"{}\"; remove `{key}` or change the driver",
+                    kind.v
+                ),
+            );
+        }
+    }
+    // Drivers on a Linux interface use the interface's own MAC unless one is given; the others
+    // get 02:00:00:00:00:NN.
+    if let (Some(None), Some(kind)) = (&mac, &driver_kind) {
+        if !IFACE_DRIVERS.contains(&kind.v) {
+            mac = Some(Some(default_port_mac(index)));
+        }
+    }
+    let queues = [&mut rx_queues, &mut tx_queues];
     let driver = driver_kind.and_then(|kind| match kind.v {
         "null" => Some(read_null(d, &mut t)),
         "ring" => Some(read_ring(d, &mut t)),
-        _ => read_pcap(d, &mut t, env, [&mut rx_queues, &mut tx_queues]),
+        "pcap" => read_pcap(d, &mut t, env, queues),
+        "af_packet" => Some(read_af_packet(d, &mut t)),
+        "af_xdp" => Some(read_af_xdp(d, &mut t, queues)),
+        _ => Some(read_tap(d, &mut t, queues)),
     });
     let (path, span) = (t.path.clone(), t.span.clone());
     t.finish(d);
@@ -677,27 +757,50 @@ fn read_ring(d: &mut Diag, t: &mut Table<'_, '_>) -> RawDriver {
         "name the ring port at the other end, like peer = \"p1\" (or this port itself for loopback)",
     );
     const DEPTH_HINT: &str = "a power of two from 64 to 65536, like depth = 1024";
-    let depth = t
-        .int(d, "depth", 64u32, 65536, DEPTH_HINT)
-        .and_then(|dep| {
-            if dep.v.is_power_of_two() {
-                Some(dep)
-            } else {
-                d.error(
-                    &dep.path,
-                    &dep.span,
-                    format!("depth must be a power of two, got {}", dep.v),
-                    format!(
-                        "use {} or {}",
-                        dep.v.next_power_of_two() / 2,
-                        dep.v.next_power_of_two()
-                    ),
-                );
-                None
-            }
-        })
-        .or(t.dflt("depth", 1024));
+    let depth = t.int(d, "depth", 64u32, 65536, DEPTH_HINT);
+    let depth = power_of_two(d, depth, "depth").or(t.dflt("depth", 1024));
     RawDriver::Ring { peer, depth }
+}
+
+/// Makes an integer that is not a power of two bad (`key` names it in the message); the range
+/// has been checked, and its bounds are powers of two.
+fn power_of_two(d: &mut Diag, got: Got<u32>, key: &str) -> Got<u32> {
+    got.and_then(|n| {
+        if n.v.is_power_of_two() {
+            Some(n)
+        } else {
+            d.error(
+                &n.path,
+                &n.span,
+                format!("{key} must be a power of two, got {}", n.v),
+                format!(
+                    "use {} or {}",
+                    n.v.next_power_of_two() / 2,
+                    n.v.next_power_of_two()
+                ),
+            );
+            None
+        }
+    })
+}
+
+/// Drivers with exactly one rx and one tx queue: other counts are errors, and are taken out of
+/// the queue ownership checks.
+fn one_queue_each_way(d: &mut Diag, driver: &str, queues: [&mut Option<At<u16>>; 2]) {
+    for (key, slot) in ["rx_queues", "tx_queues"].into_iter().zip(queues) {
+        if let Some(q) = slot.as_ref().filter(|q| q.v != 1) {
+            d.error(
+                &q.path,
+                &q.span,
+                format!(
+                    "{driver} ports have exactly one queue each way, got {key} = {}",
+                    q.v
+                ),
+                format!("set {key} = 1 or remove it"),
+            );
+            *slot = None;
+        }
+    }
 }
 
 fn read_pcap(
@@ -751,21 +854,7 @@ fn read_pcap(
             );
         }
     }
-    for (key, slot) in ["rx_queues", "tx_queues"].into_iter().zip(queues) {
-        if let Some(q) = slot.as_ref().filter(|q| q.v != 1) {
-            d.error(
-                &q.path,
-                &q.span,
-                format!(
-                    "pcap ports have exactly one queue each way, got {key} = {}",
-                    q.v
-                ),
-                format!("set {key} = 1 or remove it"),
-            );
-            // Invalid: keep it out of the queue ownership checks.
-            *slot = None;
-        }
-    }
+    one_queue_each_way(d, "pcap", queues);
     let bad = rx.is_bad() || tx.is_bad() || repeat.is_bad();
     let driver = RawDriver::Pcap {
         rx: rx.optional(),
@@ -773,6 +862,179 @@ fn read_pcap(
         repeat: repeat.or(t.dflt("loop", false)).map(|a| a.v),
     };
     (!bad).then_some(driver)
+}
+
+/// Why `s` is not a valid Linux interface name (the kernel's `dev_valid_name`), if it is not.
+fn iface_name_problem(s: &str) -> Option<String> {
+    if s.is_empty() {
+        return Some("interface name must not be empty".to_string());
+    }
+    if s.len() > 15 {
+        return Some(format!(
+            "interface name {s:?} is {} bytes long; Linux allows at most 15",
+            s.len()
+        ));
+    }
+    if s == "." || s == ".." {
+        return Some(format!("{s:?} is not a valid interface name"));
+    }
+    let bad = s
+        .chars()
+        .find(|&c| c == '/' || c == ':' || c.is_whitespace())?;
+    let what = if bad.is_whitespace() {
+        "whitespace".to_string()
+    } else {
+        format!("'{bad}'")
+    };
+    Some(format!("invalid interface name {s:?}: it contains {what}"))
+}
+
+/// Reads the required `iface` of a driver on a Linux interface (the name only: whether it
+/// exists is checked with the other ports).
+fn read_iface(d: &mut Diag, t: &mut Table<'_, '_>, missing_hint: &str) -> Option<At<String>> {
+    let iface = t.with(d, "iface", |d, v, p| {
+        let s = string(d, v, p, IFACE_HINT)?;
+        match iface_name_problem(s) {
+            None => Some(s.to_string()),
+            Some(msg) => {
+                d.error(p, &Some(v.span()), msg, IFACE_HINT);
+                None
+            }
+        }
+    });
+    t.required(d, "iface", iface, missing_hint)
+}
+
+fn read_af_packet(d: &mut Diag, t: &mut Table<'_, '_>) -> RawDriver {
+    let iface = read_iface(
+        d,
+        t,
+        "name the Linux interface to attach to, like iface = \"eth0\"",
+    );
+    let qdisc_bypass = t
+        .boolean(d, "qdisc_bypass")
+        .or(t.dflt("qdisc_bypass", true))
+        .map(|a| a.v);
+    let block_size = t.int(
+        d,
+        "block_size",
+        4096u32,
+        64 << 20,
+        "bytes per TPACKET_V3 rx block: a power of two from 4096 (4 KiB) to 67108864 (64 MiB), like block_size = 1048576",
+    );
+    let block_size = power_of_two(d, block_size, "block_size")
+        .or(t.dflt("block_size", 1 << 20))
+        .map(|a| a.v);
+    let blocks = t
+        .int(d, "blocks", 1u32, 1024, "rx blocks per queue, 1 to 1024")
+        .or(t.dflt("blocks", 8))
+        .map(|a| a.v);
+    let tx_frames = t.int(
+        d,
+        "tx_frames",
+        16u32,
+        65536,
+        "frames of the tx ring per queue: a power of two from 16 to 65536, like tx_frames = 1024",
+    );
+    let tx_frames = power_of_two(d, tx_frames, "tx_frames")
+        .or(t.dflt("tx_frames", 1024))
+        .map(|a| a.v);
+    RawDriver::AfPacket {
+        iface,
+        qdisc_bypass,
+        block_size,
+        blocks,
+        tx_frames,
+    }
+}
+
+fn read_af_xdp(
+    d: &mut Diag,
+    t: &mut Table<'_, '_>,
+    queues: [&mut Option<At<u16>>; 2],
+) -> RawDriver {
+    let iface = read_iface(
+        d,
+        t,
+        "name the Linux interface to attach to, like iface = \"eth0\"",
+    );
+    let queue = t
+        .int(
+            d,
+            "queue",
+            0u16,
+            255,
+            "the first NIC queue, 0 to 255: port queue q uses NIC queue `queue` + q",
+        )
+        .or(t.dflt("queue", 0))
+        .map(|a| a.v);
+    let mode = t
+        .choice(d, "mode", &["auto", "native", "generic"])
+        .or(t.dflt("mode", "auto"))
+        .map(|m| match m.v {
+            "native" => XdpMode::Native,
+            "generic" => XdpMode::Generic,
+            _ => XdpMode::Auto,
+        });
+    let zero_copy = t
+        .choice(d, "zero_copy", &["auto", "on", "off"])
+        .or(t.dflt("zero_copy", "auto"))
+        .map(|z| match z.v {
+            "on" => ZeroCopy::On,
+            "off" => ZeroCopy::Off,
+            _ => ZeroCopy::Auto,
+        });
+    let ring_size = t.int(
+        d,
+        "ring_size",
+        64u32,
+        16384,
+        "descriptors per AF_XDP ring: a power of two from 64 to 16384, like ring_size = 2048",
+    );
+    let ring_size = power_of_two(d, ring_size, "ring_size")
+        .or(t.dflt("ring_size", 2048))
+        .map(|a| a.v);
+    // Each port queue is one AF_XDP socket, which receives and sends.
+    let [rx, tx] = queues;
+    if let (Some(rx), Some(tx)) = (&*rx, &*tx) {
+        if rx.v != tx.v {
+            let (at, key, other, other_key) = if t.has("tx_queues") {
+                (tx, "tx_queues", rx, "rx_queues")
+            } else {
+                (rx, "rx_queues", tx, "tx_queues")
+            };
+            d.error(
+                &at.path,
+                &at.span,
+                format!(
+                    "af_xdp ports have as many tx queues as rx queues, got rx_queues = {} and tx_queues = {}",
+                    rx.v, tx.v
+                ),
+                format!(
+                    "each queue is one AF_XDP socket, used both ways: give both the same count, like {key} = {} or {other_key} = {}",
+                    other.v, at.v
+                ),
+            );
+        }
+    }
+    RawDriver::AfXdp {
+        iface,
+        queue,
+        mode,
+        zero_copy,
+        ring_size,
+    }
+}
+
+fn read_tap(d: &mut Diag, t: &mut Table<'_, '_>, queues: [&mut Option<At<u16>>; 2]) -> RawDriver {
+    let iface = read_iface(
+        d,
+        t,
+        "name the TAP interface (created if missing), like iface = \"fp-tap0\"",
+    );
+    let up = t.boolean(d, "up").or(t.dflt("up", true)).map(|a| a.v);
+    one_queue_each_way(d, "tap", queues);
+    RawDriver::Tap { iface, up }
 }
 
 /// One `[[lcores]]` table.

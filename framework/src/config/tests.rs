@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::validate::{parse_with, Env};
 use super::*;
 
+/// The drivers on Linux interfaces (`af_packet`, `af_xdp`, `tap`).
+mod drivers;
 /// The L2/L3 stack's sections.
 mod net;
 
@@ -12,11 +14,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A fixed machine: 4 CPUs, relative paths from the workspace root.
+/// A fixed machine: 4 CPUs, relative paths from the workspace root, and the check that
+/// `af_packet`/`af_xdp` interfaces exist disabled (`tests/drivers.rs` turns it on).
 fn env() -> Env {
     Env {
         base_dir: Some(root()),
         cpus: 4,
+        net_dir: None,
     }
 }
 
@@ -66,6 +70,11 @@ const SAMPLES: &[&str] = &[
     "l3fwd.toml",
     "udp-echo.toml",
     "acl-example.toml",
+    // Their interfaces do not exist on an arbitrary machine: `env()` does not check
+    // interfaces (`tests/drivers.rs` checks these samples against the machine).
+    "l3fwd-af_xdp.toml",
+    "l3fwd-af_packet.toml",
+    "udp-echo-tap.toml",
 ];
 
 /// Two null ports, one pool, one lcore polling both: valid. Tests append or substitute.
@@ -126,7 +135,7 @@ fn default_config_matches_the_demo() {
         assert_eq!(p.name, format!("p{i}"));
         assert_eq!(p.pool, "default");
         assert_eq!((p.rx_queues, p.tx_queues, p.mtu), (1, 1, 1500));
-        assert_eq!(p.mac, [2, 0, 0, 0, 0, i as u8 + 1]);
+        assert_eq!(p.mac, Some([2, 0, 0, 0, 0, i as u8 + 1]));
         assert_eq!(
             p.driver,
             DriverConfig::Null {
@@ -171,7 +180,7 @@ fn defaults_fill_every_optional_field() {
     let p = &c.ports[1];
     assert_eq!(
         (p.rx_queues, p.tx_queues, p.mtu, p.mac),
-        (1, 1, 1500, [2, 0, 0, 0, 0, 2])
+        (1, 1, 1500, Some([2, 0, 0, 0, 0, 2]))
     );
     assert_eq!(c.memory.pools[0].mbufs, 8192);
     assert_eq!(c.memory.hugetlbfs, None);
@@ -421,7 +430,8 @@ mode = "io"
     assert_eq!(drv.message, "missing required field `driver`");
     assert_eq!(drv.line, Some(line_of(text, "[[ports]]")));
     assert!(
-        drv.hint.contains("\"null\", \"ring\" or \"pcap\""),
+        drv.hint
+            .contains("\"null\", \"ring\", \"pcap\", \"af_packet\", \"af_xdp\", \"tap\""),
         "{}",
         drv.hint
     );
@@ -992,7 +1002,7 @@ fn bad_macs_are_rejected() {
         "name = \"p0\"",
         "name = \"p0\"\nmac = \"0A:1b:2C:3d:4E:5f\"",
     ));
-    assert_eq!(c.ports[0].mac, [0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]);
+    assert_eq!(c.ports[0].mac, Some([0x0a, 0x1b, 0x2c, 0x3d, 0x4e, 0x5f]));
     let e = errs(
         &(BASE.to_string()
             + "[app]\nname = \"l2fwd\"\nmode = \"mac\"\npeer_macs = { p1 = \"02-00-00-00-00-01\" }\n"),

@@ -21,6 +21,10 @@ use super::{
     PoolConfig, PortConfig, QueueRef,
 };
 
+/// Bytes an `af_xdp` port leaves free at the start of each buffer (`XDP_PACKET_HEADROOM`): the
+/// frame is received from this offset of the mbuf's buffer (headroom + data_room bytes).
+const XDP_HEADROOM: u32 = 256;
+
 /// What validation needs from the machine; tests substitute their own.
 #[derive(Debug, Clone)]
 pub(super) struct Env {
@@ -28,6 +32,9 @@ pub(super) struct Env {
     pub(super) base_dir: Option<PathBuf>,
     /// Number of CPUs online (`lcores[].cpu` must be below it).
     pub(super) cpus: usize,
+    /// Directory with one entry per network interface of the machine (`/sys/class/net`) that
+    /// `af_packet` and `af_xdp` interfaces must exist in; `None`: not checked.
+    pub(super) net_dir: Option<PathBuf>,
 }
 
 impl Env {
@@ -35,7 +42,16 @@ impl Env {
         Env {
             base_dir: None,
             cpus: online_cpus(),
+            net_dir: Some(PathBuf::from("/sys/class/net")),
         }
+    }
+
+    /// False if the interface is known not to exist (the name is a valid interface name, so it
+    /// is a single path component other than `.` and `..`).
+    pub(super) fn iface_exists(&self, iface: &str) -> bool {
+        self.net_dir
+            .as_ref()
+            .is_none_or(|dir| dir.join(iface).exists())
     }
 
     /// Where a path from the file is looked up.
@@ -166,6 +182,7 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
     };
     x.check_pools();
     x.check_ports();
+    x.check_ifaces(env);
     x.check_rings();
     x.check_subnets();
     let routes = x.check_routes(routes);
@@ -369,7 +386,42 @@ impl Cross {
                 .map_or_else(|| pool.path.clone(), |n| format!("`{}`", n.v));
             if let Some(mtu) = &port.mtu {
                 let frame = u32::from(mtu.v) + 18;
-                if frame > u32::from(room.v) {
+                // af_xdp receives into the buffer (headroom + data_room) from its offset 256.
+                let xdp_buffer = match (&port.driver, pool.headroom) {
+                    (Some(RawDriver::AfXdp { .. }), Some(h)) => {
+                        Some((h, u32::from(h) + u32::from(room.v)))
+                    }
+                    _ => None,
+                };
+                if let Some((headroom, buffer)) =
+                    xdp_buffer.filter(|&(_, buffer)| buffer < XDP_HEADROOM + frame)
+                {
+                    let (path, span) = match &port.pool {
+                        Got::Ok(p) => (p.path.clone(), p.span.clone()),
+                        _ => (format!("{}.pool", port.path), port.span.clone()),
+                    };
+                    let need = XDP_HEADROOM + frame;
+                    let need_room = (need - u32::from(headroom)).max(frame);
+                    let max_mtu = (buffer - XDP_HEADROOM)
+                        .min(u32::from(room.v))
+                        .saturating_sub(18);
+                    self.d.error(
+                        path,
+                        &span,
+                        format!(
+                            "pool {pool_name} is too small for af_xdp: {frame}-byte frames (mtu {} + 18) after the {XDP_HEADROOM}-byte XDP headroom need headroom + data_room >= {need}, but it has headroom = {headroom} + data_room = {} = {buffer}",
+                            mtu.v, room.v
+                        ),
+                        if max_mtu >= 68 {
+                            format!(
+                                "raise {}.data_room to at least {need_room}, or lower mtu to at most {max_mtu}",
+                                pool.path
+                            )
+                        } else {
+                            format!("raise {}.data_room to at least {need_room}", pool.path)
+                        },
+                    );
+                } else if frame > u32::from(room.v) {
                     self.d.error(
                         &mtu.path,
                         &mtu.span,
@@ -406,6 +458,43 @@ impl Cross {
             }
         }
         self.port_pool = port_pool;
+    }
+
+    /// Interfaces of `af_packet`, `af_xdp` and `tap` ports: they exist (except tap, which
+    /// creates its own) and no two ports share one.
+    fn check_ifaces(&mut self, env: &Env) {
+        let mut owner: HashMap<&str, usize> = HashMap::new();
+        for (i, port) in self.ports.iter().enumerate() {
+            let Some(driver) = &port.driver else { continue };
+            let Some(iface) = driver.iface() else {
+                continue;
+            };
+            if driver.needs_existing_iface() && !env.iface_exists(&iface.v) {
+                self.d.error(
+                    &iface.path,
+                    &iface.span,
+                    format!("interface `{}` does not exist on this machine", iface.v),
+                    "check `ip link`, or create it (e.g. a veth pair: ip link add A type veth peer name B)",
+                );
+            }
+            match owner.get(iface.v.as_str()) {
+                Some(&first) => self.d.error(
+                    &iface.path,
+                    &iface.span,
+                    format!(
+                        "interface `{}` is used by both port {} ({}) and port {}",
+                        iface.v,
+                        self.port_label(first),
+                        self.ports[first].path,
+                        self.port_label(i)
+                    ),
+                    "a port owns its interface: give each port its own `iface` (one port can have several queues)",
+                ),
+                None => {
+                    owner.insert(&iface.v, i);
+                }
+            }
+        }
     }
 
     fn check_rings(&mut self) {
@@ -1038,6 +1127,36 @@ impl Cross {
                         rx: rx.clone()?,
                         tx: tx.clone()?,
                         repeat: (*repeat)?,
+                    },
+                    RawDriver::AfPacket {
+                        iface,
+                        qdisc_bypass,
+                        block_size,
+                        blocks,
+                        tx_frames,
+                    } => DriverConfig::AfPacket {
+                        iface: iface.as_ref()?.v.clone(),
+                        qdisc_bypass: (*qdisc_bypass)?,
+                        block_size: (*block_size)?,
+                        blocks: (*blocks)?,
+                        tx_frames: (*tx_frames)?,
+                    },
+                    RawDriver::AfXdp {
+                        iface,
+                        queue,
+                        mode,
+                        zero_copy,
+                        ring_size,
+                    } => DriverConfig::AfXdp {
+                        iface: iface.as_ref()?.v.clone(),
+                        queue: (*queue)?,
+                        mode: (*mode)?,
+                        zero_copy: (*zero_copy)?,
+                        ring_size: (*ring_size)?,
+                    },
+                    RawDriver::Tap { iface, up } => DriverConfig::Tap {
+                        iface: iface.as_ref()?.v.clone(),
+                        up: (*up)?,
                     },
                 };
                 Some(PortConfig {
