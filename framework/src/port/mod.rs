@@ -9,6 +9,7 @@
 //! [`QueueCounters`] (single writer, plain loads and stores); [`Port::stats`] sums them on demand.
 
 mod counters;
+pub mod af_packet;
 pub mod null;
 pub mod pcap;
 pub mod ring;
