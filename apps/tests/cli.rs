@@ -69,13 +69,22 @@ fn every_shipped_config_validates() {
                 },
                 Duration::from_secs(10),
             );
+            // Samples for real interfaces (af_xdp, af_packet) name interfaces that only exist
+            // once the demo topology is set up (`tests/netns.sh setup-l3`); apart from that they
+            // must be valid.
+            let err = text(&o.stderr);
+            let only_missing_ifaces = err
+                .lines()
+                .filter(|l| l.starts_with("error:"))
+                .all(|l| l.ends_with("does not exist on this machine"));
             assert!(
-                o.status.success(),
-                "{}: {}",
-                path.display(),
-                text(&o.stderr)
+                o.status.success() || only_missing_ifaces,
+                "{}: {err}",
+                path.display()
             );
-            assert!(text(&o.stdout).contains("valid"));
+            if o.status.success() {
+                assert!(text(&o.stdout).contains("valid"));
+            }
         }
     }
 }

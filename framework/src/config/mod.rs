@@ -285,10 +285,10 @@ pub enum DriverConfig {
         /// Send with `PACKET_QDISC_BYPASS`, skipping the kernel's queueing discipline
         /// (default true).
         qdisc_bypass: bool,
-        /// Bytes per TPACKET_V3 rx block (default 1048576 = 1 MiB; a power of two,
+        /// Bytes per TPACKET_V3 rx block (default 262144 = 256 KiB; a power of two,
         /// 4096..=67108864).
         block_size: u32,
-        /// Rx blocks per queue (default 8, 1..=1024).
+        /// Rx blocks per queue (default 64, 1..=1024).
         blocks: u32,
         /// Frames of the tx ring per queue (default 1024; a power of two, 16..=65536).
         tx_frames: u32,

@@ -920,14 +920,14 @@ fn read_af_packet(d: &mut Diag, t: &mut Table<'_, '_>) -> RawDriver {
         "block_size",
         4096u32,
         64 << 20,
-        "bytes per TPACKET_V3 rx block: a power of two from 4096 (4 KiB) to 67108864 (64 MiB), like block_size = 1048576",
+        "bytes per TPACKET_V3 rx block: a power of two from 4096 (4 KiB) to 67108864 (64 MiB), like block_size = 262144",
     );
     let block_size = power_of_two(d, block_size, "block_size")
-        .or(t.dflt("block_size", 1 << 20))
+        .or(t.dflt("block_size", 1 << 18))
         .map(|a| a.v);
     let blocks = t
         .int(d, "blocks", 1u32, 1024, "rx blocks per queue, 1 to 1024")
-        .or(t.dflt("blocks", 8))
+        .or(t.dflt("blocks", 64))
         .map(|a| a.v);
     let tx_frames = t.int(
         d,

@@ -9,9 +9,11 @@ use super::Runtime;
 use crate::app;
 use crate::config::{self, Config, DriverConfig, HugePages};
 use crate::mem::{HugePolicy, Mempool, MempoolError, MempoolParams};
+use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
 use crate::port::null::{NullConfig, NullPort};
 use crate::port::pcap::{PcapConfig, PcapPort};
 use crate::port::ring::{RingPort, RingSide};
+use crate::port::tap::{TapConfig, TapPort};
 use crate::port::{MacAddr, Port, PortError, TxQueue};
 
 /// Why a runtime could not be built or run.
@@ -83,7 +85,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         }
         let id = i as u16;
         let pool = pools[&p.pool].clone();
-        let mac = MacAddr(p.mac);
+        let mac = MacAddr(p.mac.unwrap_or_default());
         match &p.driver {
             DriverConfig::Null { size, template } => {
                 ports[i] = Some(Box::new(NullPort::new(NullConfig {
@@ -104,7 +106,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                     id,
                     rx_queues: pc.rx_queues,
                     tx_queues: pc.tx_queues,
-                    mac: MacAddr(pc.mac),
+                    mac: MacAddr(pc.mac.unwrap_or_default()),
                     mtu: pc.mtu,
                 };
                 if *peer == p.name {
@@ -131,6 +133,44 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                     mac,
                     mtu: p.mtu,
                 })?));
+            }
+            DriverConfig::AfPacket {
+                iface,
+                qdisc_bypass,
+                block_size,
+                blocks,
+                tx_frames,
+            } => {
+                let mut ac = AfPacketConfig::new(&p.name, id, pool, iface);
+                ac.rx_queues = p.rx_queues;
+                ac.tx_queues = p.tx_queues;
+                ac.mtu = p.mtu;
+                ac.mac = p.mac.map(MacAddr);
+                ac.qdisc_bypass = *qdisc_bypass;
+                ac.block_size = *block_size;
+                ac.blocks = *blocks;
+                ac.tx_frames = *tx_frames;
+                ac.promiscuous = p.promiscuous;
+                ports[i] = Some(Box::new(AfPacketPort::open(ac)?));
+            }
+            DriverConfig::AfXdp { .. } => {
+                return Err(RuntimeError::Stack(format!(
+                    "driver `{}` is not wired yet",
+                    p.driver.name()
+                )));
+            }
+            DriverConfig::Tap { iface, up } => {
+                let mut tc = TapConfig::new(&p.name, id, pool, iface);
+                tc.mtu = p.mtu;
+                tc.up = *up;
+                // Like a VM's NIC behind a tap: our side gets its own address, distinct from
+                // the kernel side's, unless the config sets one.
+                let [hi, lo] = id.to_be_bytes();
+                tc.mac = Some(
+                    p.mac
+                        .map_or(MacAddr([0x02, 0x66, 0x70, 0x00, hi, lo]), MacAddr),
+                );
+                ports[i] = Some(Box::new(TapPort::open(tc)?));
             }
         }
     }

@@ -210,3 +210,68 @@ impl LcoreIo {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::{HugePolicy, Mempool, MempoolParams};
+    use crate::port::ring::{RingPort, RingSide};
+    use crate::port::{MacAddr, Port};
+
+    fn setup(depth: usize) -> (LcoreIo, Mempool, RingPort) {
+        let mut p = MempoolParams::new("io-test", 512);
+        p.huge = HugePolicy::Off;
+        p.cache_size = 0;
+        let mp = Mempool::new(&p).unwrap();
+        let side = |n: &str, id| RingSide {
+            name: n.into(),
+            id,
+            rx_queues: 1,
+            tx_queues: 1,
+            mac: MacAddr::local(1),
+            mtu: 1500,
+        };
+        let (mut a, b) = RingPort::pair(side("a", 0), side("b", 1), depth).unwrap();
+        let io = LcoreIo::new(vec![Some(a.take_tx_queue(0).unwrap()), None]);
+        (io, mp, b)
+    }
+
+    fn drop_count(io: &LcoreIo, reason: &str) -> u64 {
+        io.drop_counters()
+            .snapshot()
+            .into_iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| n)
+    }
+
+    #[test]
+    fn a_full_tx_queue_drops_and_counts_never_blocks() {
+        let (mut io, mp, _peer) = setup(64);
+        let mut b = Burst::new();
+        assert!(mp.alloc_bulk(&mut b, 100));
+        io.send_burst(0, &mut b);
+        assert!(b.is_empty());
+        assert_eq!(io.tx_packets(), 64);
+        assert_eq!(drop_count(&io, "tx_full"), 36);
+        // Buffered path: the ring is still full, so all buffered packets are refused at flush.
+        for _ in 0..10 {
+            io.enqueue(0, mp.alloc().unwrap());
+        }
+        io.flush();
+        assert_eq!(drop_count(&io, "tx_full"), 46);
+        // Every refused packet went back to the pool; only the 64 in the ring are out.
+        assert_eq!(mp.in_use(), 64);
+    }
+
+    #[test]
+    fn packets_for_a_port_without_a_queue_are_counted() {
+        let (mut io, mp, _peer) = setup(64);
+        let mut b = Burst::new();
+        assert!(mp.alloc_bulk(&mut b, 3));
+        io.send_burst(1, &mut b);
+        io.enqueue(7, mp.alloc().unwrap());
+        assert_eq!(drop_count(&io, "no_tx_queue"), 4);
+        assert_eq!(mp.in_use(), 0);
+        assert!(io.has_tx(0) && !io.has_tx(1));
+    }
+}

@@ -210,6 +210,11 @@ impl Lcore {
         self.ensure_init();
         while !stop.load(Ordering::Relaxed) {
             let got = self.turn();
+            if got == 0 {
+                // Nothing arrived: a good moment for drivers to push out what they still
+                // buffer (a file writer, a kick that failed earlier).
+                self.io.flush_drivers();
+            }
             if self.idle.after_turn(got) {
                 self.counters.idle_sleeps.add(1);
             }

@@ -48,8 +48,8 @@ fn af_packet_defaults() {
         DriverConfig::AfPacket {
             iface: "fpa0".into(),
             qdisc_bypass: true,
-            block_size: 1 << 20,
-            blocks: 8,
+            block_size: 1 << 18,
+            blocks: 64,
             tx_frames: 1024,
         }
     );
@@ -589,7 +589,7 @@ fn driver_options_are_range_checked() {
             "block_size = 2048",
             "block_size",
             "must be between 4096 and 67108864, got 2048",
-            "bytes per TPACKET_V3 rx block: a power of two from 4096 (4 KiB) to 67108864 (64 MiB), like block_size = 1048576",
+            "bytes per TPACKET_V3 rx block: a power of two from 4096 (4 KiB) to 67108864 (64 MiB), like block_size = 262144",
         ),
         (
             "af_packet",

@@ -99,6 +99,7 @@ struct Reasons {
     timeout: DropId,
     shared: DropId,
     reassembled: DropId,
+    memory_full: DropId,
 }
 
 impl Reasons {
@@ -146,6 +147,10 @@ pub struct Ipv4Reassembly {
     newest: u32,
     live: usize,
     max_frags: usize,
+    /// Fragments held across all datagrams, and the cap on them (like Linux's
+    /// `ipfrag_high_thresh`): a fragment flood must not drain the receive pool.
+    held: usize,
+    max_held: usize,
     r: Reasons,
 }
 
@@ -170,6 +175,10 @@ impl Ipv4Reassembly {
             })
             .collect();
         let cells = (max * 2).next_power_of_two().max(2);
+        // At most a quarter of the smallest pool may sit in reassembly, and never less than
+        // one full datagram's worth.
+        let smallest_pool = env.pools.iter().map(|p| p.capacity()).min().unwrap_or(0);
+        let max_held = (max * max_frags).min(smallest_pool / 4).max(max_frags);
         Ipv4Reassembly {
             env: env.clone(),
             slots,
@@ -181,6 +190,8 @@ impl Ipv4Reassembly {
             newest: NIL,
             live: 0,
             max_frags,
+            held: 0,
+            max_held,
             r: Reasons {
                 malformed: DropId::placeholder(),
                 duplicate: DropId::placeholder(),
@@ -193,6 +204,7 @@ impl Ipv4Reassembly {
                 timeout: DropId::placeholder(),
                 shared: DropId::placeholder(),
                 reassembled: DropId::placeholder(),
+                memory_full: DropId::placeholder(),
             },
         }
     }
@@ -301,6 +313,7 @@ impl Ipv4Reassembly {
     /// Drops every fragment of datagram `s` under `why` and frees the slot.
     fn kill(&mut self, s: usize, why: Why, ctx: &mut NodeCtx<'_>) {
         let reason = self.r.of(why);
+        self.held -= self.slots[s].frags.len();
         for f in self.slots[s].frags.drain(..) {
             ctx.drop(reason, f.m);
         }
@@ -359,7 +372,20 @@ impl Ipv4Reassembly {
             ctx.drop(self.r.shared, m);
             return;
         }
-        let s = match self.find(&key) {
+        // The cap stops a flood of new datagrams; fragments of datagrams already in progress
+        // get `max_frags` of slack so that they can still complete.
+        let found = self.find(&key);
+        let limit = if found.is_ok() {
+            self.max_held + self.max_frags
+        } else {
+            self.max_held
+        };
+        if self.held >= limit {
+            crate::trace_pkt!(ctx, &m, "fragment memory full → drop");
+            ctx.drop(self.r.memory_full, m);
+            return;
+        }
+        let s = match found {
             Ok(cell) => self.index[cell] as usize,
             Err(cell) => match self.alloc(key, cell, now) {
                 Some(s) => s,
@@ -434,6 +460,7 @@ impl Ipv4Reassembly {
             },
         );
         slot.covered += plen;
+        self.held += 1;
         if !mf {
             slot.has_last = true;
             slot.last_end = end;
@@ -452,6 +479,7 @@ impl Ipv4Reassembly {
             self.kill(s, Why::TooBig, ctx);
             return;
         }
+        self.held -= slot.frags.len();
         let mut frags = slot.frags.drain(..);
         let mut head = frags.next().expect("a complete datagram has fragments").m;
         let mut failed = false;
@@ -500,6 +528,7 @@ impl Ipv4Reassembly {
         let slot = &mut self.slots[s];
         let n = slot.frags.len();
         let first = if slot.frags.first().is_some_and(|f| f.off == 0) {
+            self.held -= 1;
             Some(slot.frags.remove(0).m)
         } else {
             None
@@ -538,6 +567,7 @@ impl Node for Ipv4Reassembly {
             timeout: ctx.drop_reason("timeout"),
             shared: ctx.drop_reason("shared_buffer"),
             reassembled: ctx.drop_reason("datagrams_reassembled"),
+            memory_full: ctx.drop_reason("fragment_memory_full"),
         };
     }
 
@@ -1012,6 +1042,27 @@ mod tests {
         assert_eq!(got.len(), 2);
         assert_eq!(rig.count("table_full"), 1);
         drop(got);
+        rig.finish();
+    }
+
+    /// A flood of first fragments cannot take more than a quarter of the pool (1024 / 4).
+    #[test]
+    fn held_fragments_are_capped_like_ipfrag_high_thresh() {
+        let mut rig = Rig::new(StackParams {
+            reassembly_max: 1024,
+            ..params()
+        });
+        let firsts: Vec<Mbuf> = (0..300u16)
+            .map(|id| frag(&rig.mp, id, 0, true, &[1; 8]))
+            .collect();
+        rig.send(firsts);
+        assert_eq!(rig.count("fragment_memory_full"), 44);
+        assert_eq!(rig.mp.in_use(), 256);
+        // Completing one datagram makes room again.
+        rig.send(vec![frag(&rig.mp, 0, 8, false, &[1; 4])]);
+        assert_eq!(rig.take_local().len(), 1);
+        rig.send(vec![frag(&rig.mp, 999, 0, true, &[1; 8])]);
+        assert_eq!(rig.count("fragment_memory_full"), 44);
         rig.finish();
     }
 
