@@ -8,8 +8,9 @@
 //! Statistics follow `rte_eth_stats`. Every queue counts into its own cache-line-padded
 //! [`QueueCounters`] (single writer, plain loads and stores); [`Port::stats`] sums them on demand.
 
-mod counters;
 pub mod af_packet;
+pub mod af_xdp;
+mod counters;
 pub mod null;
 pub mod pcap;
 pub mod ring;
