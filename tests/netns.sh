@@ -85,7 +85,8 @@ side() {
     local ns=$1 addr=$2 gw=$3 name=$4 root=$5
     ip netns add "$ns"
     ip -n "$ns" link set dev lo up
-    ip link add "$root" type veth peer name "veth-$name" netns "$ns"
+    # One queue each way (a veth otherwise gets one per CPU; an AF_XDP port serves queue 0).
+    ip link add "$root" numtxqueues 1 numrxqueues 1 type veth peer name "veth-$name" numtxqueues 1 numrxqueues 1 netns "$ns"
     isolate "$root"
     ip link set dev "$root" up
     ip -n "$ns" addr add "$addr" dev "veth-$name"

@@ -149,6 +149,15 @@ fn assert_no_xdp(ns: &Netns) {
     );
 }
 
+/// Turns off transmit checksum offload on a Linux peer's veth end. A kernel talking over veth
+/// leaves TCP/UDP checksums partial (the "NIC" would finish them); AF_XDP hands frames to user
+/// space with no way to say so (AF_PACKET does, and its driver completes them), so for AF_XDP
+/// ports the peers must send finished checksums, as they do over a real wire.
+fn full_checksums(ns: &Netns, dev: &str) {
+    let o = ns.run(&["ethtool", "-K", dev, "tx", "off"], T).unwrap();
+    assert!(o.status.success(), "ethtool: {}", out(&o));
+}
+
 /// Waits until `ping` from `ns` to `dst` succeeds (the data plane is up and ARP resolved).
 fn wait_reachable(ns: &Netns, dst: &str, fp: &mut Ferroplane) {
     let ok = wait_for(Duration::from_secs(15), || {
@@ -254,13 +263,14 @@ fn socat_echo(ns: &Netns, dst: &str, data: &[u8]) -> Vec<u8> {
 /// capture. Afterwards no XDP program is left attached.
 #[test]
 fn linux_pings_and_udp_echoes_ferroplane_on_af_xdp() {
-    if !tools(&["ping", "socat", "tshark", "tcpdump"]) {
+    if !tools(&["ping", "socat", "tshark", "tcpdump", "ethtool"]) {
         return;
     }
     let dut = Netns::new("dut").unwrap();
     let peer = Netns::new("peer").unwrap();
     let link = VethPair::new("fpdut0", Some(&dut), "fppeer0", Some(&peer)).unwrap();
     link.addr(End::B, "198.18.0.2/24").unwrap();
+    full_checksums(&peer, "fppeer0");
     let ports = r#"
 [[ports]]
 name = "p0"
@@ -341,7 +351,7 @@ ipv4 = ["198.18.0.1/24"]
 
 /// Runs l3fwd between two Linux hosts on `driver` ports: ns A ↔ ferroplane ↔ ns B.
 fn l3fwd_between_two_linux_hosts(driver: &str) {
-    if !tools(&["ping", "iperf3"]) {
+    if !tools(&["ping", "iperf3", "ethtool"]) {
         return;
     }
     let dut = Netns::new("dut").unwrap();
@@ -355,6 +365,10 @@ fn l3fwd_between_two_linux_hosts(driver: &str) {
         .unwrap();
     b.ip(&["route", "add", "198.18.0.0/24", "via", "198.18.1.1"])
         .unwrap();
+    if driver == "af_xdp" {
+        full_checksums(&a, "fpa");
+        full_checksums(&b, "fpb");
+    }
     let ports = format!(
         r#"
 [[ports]]
@@ -420,15 +434,84 @@ ipv4 = ["198.18.1.1/24"]
                 "-l",
                 "1200",
                 "-J",
+                "--connect-timeout",
+                "3000",
             ],
             Duration::from_secs(20),
         )
-        .unwrap();
+        .map_err(|e| e.to_string());
+    let o = match o {
+        Ok(o) => o,
+        Err(e) => {
+            let neigh =
+                a.ip(&["neigh"]).unwrap_or_default() + &b.ip(&["neigh"]).unwrap_or_default();
+            let links = dut.ip(&["-s", "-d", "link", "show"]).unwrap_or_default()
+                + &a.ip(&["-s", "-d", "link", "show"]).unwrap_or_default();
+            let ss = a
+                .run(&["ss", "-tanip"], T)
+                .map(|o| out(&o))
+                .unwrap_or_default()
+                + &a.run(&["ip", "route", "get", "198.18.1.2"], T)
+                    .map(|o| out(&o))
+                    .unwrap_or_default()
+                + &a.run(
+                    &[
+                        "nstat",
+                        "-az",
+                        "TcpActiveOpens",
+                        "TcpOutSegs",
+                        "TcpRetransSegs",
+                        "IpOutRequests",
+                        "IpOutNoRoutes",
+                        "TcpExtTCPTimeouts",
+                    ],
+                    T,
+                )
+                .map(|o| out(&o))
+                .unwrap_or_default();
+            panic!(
+                "{e}\nneighbours:\n{neigh}\nlinks:\n{links}\nss:\n{ss}\nferroplane:\n{}",
+                fp.stop()
+            )
+        }
+    };
     let _ = server.kill();
     let _ = server.wait();
     let report = String::from_utf8_lossy(&o.stdout);
-    let lost_percent = json_number(&report, "lost_percent")
-        .unwrap_or_else(|| panic!("no iperf3 result:\n{}\n{}", out(&o), fp.log()));
+    let Some(lost_percent) = json_number(&report, "lost_percent") else {
+        let diag = a
+            .run(
+                &[
+                    "nstat",
+                    "-az",
+                    "TcpActiveOpens",
+                    "TcpOutSegs",
+                    "TcpRetransSegs",
+                    "IpOutRequests",
+                    "IpOutNoRoutes",
+                ],
+                T,
+            )
+            .map(|o| out(&o))
+            .unwrap_or_default()
+            + &a.ip(&["-s", "link", "show", "dev", "fpa"])
+                .unwrap_or_default()
+            + &b.run(
+                &[
+                    "nstat",
+                    "-az",
+                    "TcpPassiveOpens",
+                    "TcpInSegs",
+                    "IpInReceives",
+                    "TcpInErrs",
+                    "TcpInCsumErrors",
+                ],
+                T,
+            )
+            .map(|o| out(&o))
+            .unwrap_or_default();
+        panic!("no iperf3 result:\n{}\n{diag}\n{}", out(&o), fp.stop());
+    };
     let packets = json_number(&report, "packets").unwrap_or(0.0);
     eprintln!("iperf3 over ferroplane {driver}: {packets} datagrams, {lost_percent:.2} % lost");
     assert!(packets > 5_000.0, "{report}");

@@ -593,11 +593,16 @@ impl VethPair {
         check_ifname(a)?;
         check_ifname(b)?;
         remove_stale_once();
+        // One queue each way: a veth otherwise gets one queue per CPU, and a single-queue
+        // AF_XDP port would miss the frames the kernel spreads onto the other queues.
+        let q = ["numtxqueues", "1", "numrxqueues", "1"];
         let mut args = vec!["link", "add", a];
+        args.extend(q);
         if let Some(ns) = ns_a {
             args.extend(["netns", ns.name()]);
         }
         args.extend(["type", "veth", "peer", "name", b]);
+        args.extend(q);
         if let Some(ns) = ns_b {
             args.extend(["netns", ns.name()]);
         }

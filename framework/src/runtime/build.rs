@@ -10,6 +10,7 @@ use crate::app;
 use crate::config::{self, Config, DriverConfig, HugePages};
 use crate::mem::{HugePolicy, Mempool, MempoolError, MempoolParams};
 use crate::port::af_packet::{AfPacketConfig, AfPacketPort};
+use crate::port::af_xdp::{AfXdpConfig, AfXdpPort, XdpMode, ZeroCopy};
 use crate::port::null::{NullConfig, NullPort};
 use crate::port::pcap::{PcapConfig, PcapPort};
 use crate::port::ring::{RingPort, RingSide};
@@ -153,11 +154,31 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                 ac.promiscuous = p.promiscuous;
                 ports[i] = Some(Box::new(AfPacketPort::open(ac)?));
             }
-            DriverConfig::AfXdp { .. } => {
-                return Err(RuntimeError::Stack(format!(
-                    "driver `{}` is not wired yet",
-                    p.driver.name()
-                )));
+            DriverConfig::AfXdp {
+                iface,
+                queue,
+                mode,
+                zero_copy,
+                ring_size,
+            } => {
+                let mut xc = AfXdpConfig::new(&p.name, id, pool, iface);
+                xc.queue_base = *queue;
+                xc.rx_queues = p.rx_queues;
+                xc.tx_queues = p.tx_queues;
+                xc.mtu = p.mtu;
+                xc.mac = p.mac.map(MacAddr);
+                xc.mode = match mode {
+                    config::XdpMode::Auto => XdpMode::Auto,
+                    config::XdpMode::Native => XdpMode::Native,
+                    config::XdpMode::Generic => XdpMode::Generic,
+                };
+                xc.zero_copy = match zero_copy {
+                    config::ZeroCopy::Auto => ZeroCopy::Auto,
+                    config::ZeroCopy::On => ZeroCopy::On,
+                    config::ZeroCopy::Off => ZeroCopy::Off,
+                };
+                xc.ring_size = *ring_size;
+                ports[i] = Some(Box::new(AfXdpPort::open(xc)?));
             }
             DriverConfig::Tap { iface, up } => {
                 let mut tc = TapConfig::new(&p.name, id, pool, iface);

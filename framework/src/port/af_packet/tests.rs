@@ -581,6 +581,12 @@ fn mtu_and_block_size_are_checked_against_the_interface() {
         assert_eq!((p.info().mtu, p.info().mac), (1400, MacAddr::local(9)));
         assert_eq!(v.promiscuity(A), 1, "promiscuous while open");
         drop(p);
+        // A process forked by a concurrent test may hold the socket for a moment (until its
+        // exec closes it): allow a short delay.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while v.promiscuity(A) != 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert_eq!(v.promiscuity(A), 0, "promiscuous ends with the port");
         let p = open(cfg("a", 0, &mp, A));
         assert_eq!(p.info().mtu, 4000);
