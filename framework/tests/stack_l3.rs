@@ -465,6 +465,77 @@ fn malformed_input_is_dropped_and_counted_by_reason() {
     unknown_type[12..14].copy_from_slice(&[0x86, 0xdd]);
     let truncated = good[..14 + 12].to_vec();
     martian.truncate(martian.len());
+    let martian_dst = udp_frame(
+        mac(HOST0_MAC),
+        mac(P0_MAC),
+        Ip4 {
+            src: "198.18.0.2",
+            dst: "127.0.0.1",
+            ttl: 64,
+            df: false,
+        },
+        b"x",
+    );
+    let multicast = udp_frame(
+        mac(HOST0_MAC),
+        mac(P0_MAC),
+        Ip4 {
+            src: "198.18.0.2",
+            dst: "224.0.0.5",
+            ttl: 64,
+            df: false,
+        },
+        b"x",
+    );
+    // An IPv4 header with one option whose length byte is 0 (a TLV walk would never end).
+    let bad_option = {
+        let mut f = good[..14].to_vec();
+        let mut ip = good[14..14 + 20].to_vec();
+        ip[0] = 0x46;
+        let tl = u16::from_be_bytes([ip[2], ip[3]]) + 4;
+        ip[2..4].copy_from_slice(&tl.to_be_bytes());
+        ip[10..12].copy_from_slice(&[0, 0]);
+        ip.extend_from_slice(&[0x44, 0, 0, 0]);
+        let c = ferroplane::wire::checksum::internet_checksum(&ip);
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&good[14 + 20..]);
+        f
+    };
+    // A frame tagged for VLAN 5, which no interface is configured for.
+    let vlan = {
+        let mut f = good[..12].to_vec();
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+        f.extend_from_slice(&good[12..]);
+        f
+    };
+    let mut arp_htype = arp(
+        1,
+        [0xff; 6],
+        mac(HOST0_MAC),
+        "198.18.0.2",
+        [0; 6],
+        "198.18.0.1",
+    );
+    arp_htype[15] = 6;
+    let mut arp_plen = arp(
+        1,
+        [0xff; 6],
+        mac(HOST0_MAC),
+        "198.18.0.2",
+        [0; 6],
+        "198.18.0.1",
+    );
+    arp_plen[19] = 6;
+    let mut arp_op = arp(
+        1,
+        [0xff; 6],
+        mac(HOST0_MAC),
+        "198.18.0.2",
+        [0; 6],
+        "198.18.0.1",
+    );
+    arp_op[21] = 9;
     for f in [
         &bad_sum,
         &bad_version,
@@ -475,6 +546,13 @@ fn malformed_input_is_dropped_and_counted_by_reason() {
         &runt,
         &unknown_type,
         &truncated,
+        &martian_dst,
+        &multicast,
+        &bad_option,
+        &vlan,
+        &arp_htype,
+        &arp_plen,
+        &arp_op,
     ] {
         b.send(0, f);
     }
@@ -491,6 +569,13 @@ fn malformed_input_is_dropped_and_counted_by_reason() {
         ("eth-input", "not_for_us"),
         ("eth-input", "runt"),
         ("eth-input", "unknown_ethertype"),
+        ("eth-input", "vlan_not_configured"),
+        ("ipv4-input", "martian_destination"),
+        ("ipv4-input", "multicast_not_supported"),
+        ("ipv4-input", "bad_option"),
+        ("arp", "bad_hardware_type"),
+        ("arp", "bad_address_length"),
+        ("arp", "bad_operation"),
     ] {
         assert_eq!(b.count(node, reason), 1, "{node}/{reason}");
     }
