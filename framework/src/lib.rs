@@ -15,6 +15,7 @@ pub mod lcore;
 pub mod lpm;
 pub mod mem;
 pub mod metrics;
+pub mod pktgen;
 pub mod port;
 pub mod ring;
 pub mod runtime;
