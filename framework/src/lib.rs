@@ -21,6 +21,7 @@ pub mod ring;
 pub mod runtime;
 pub mod stack;
 pub mod stats;
+pub mod tcp;
 pub mod wire;
 
 pub use batch::{Batch, Burst, BURST_MAX};

@@ -1,0 +1,366 @@
+//! The send and receive buffers: fixed-size byte rings allocated once with the connection.
+//!
+//! The receive ring also holds out-of-order data: bytes that arrive ahead of `RCV.NXT` are
+//! written at their final position (their distance from `RCV.NXT` past the in-order end), and
+//! a small sorted list of sequence ranges, with a fixed capacity, records which parts are
+//! present. Nothing here allocates after construction.
+
+use super::seq::Seq;
+use crate::wire::SackBlocks;
+
+/// A byte ring: `len` bytes starting at `head`.
+#[derive(Debug)]
+struct Ring {
+    buf: Vec<u8>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new(cap: usize) -> Self {
+        Ring {
+            buf: vec![0; cap.max(1)],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn cap(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn free(&self) -> usize {
+        self.cap() - self.len
+    }
+
+    /// Up to two slices covering `len` bytes starting `off` bytes after the head.
+    fn slices(&self, off: usize, len: usize) -> [&[u8]; 2] {
+        debug_assert!(off + len <= self.cap());
+        let cap = self.cap();
+        let start = (self.head + off) % cap;
+        let first = len.min(cap - start);
+        [&self.buf[start..start + first], &self.buf[..len - first]]
+    }
+
+    /// Writes `data` at `off` bytes after the head (may be beyond `len`).
+    fn write_at(&mut self, off: usize, data: &[u8]) {
+        debug_assert!(off + data.len() <= self.cap());
+        let cap = self.cap();
+        let start = (self.head + off) % cap;
+        let first = data.len().min(cap - start);
+        self.buf[start..start + first].copy_from_slice(&data[..first]);
+        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.head = (self.head + n) % self.cap();
+        self.len -= n;
+    }
+}
+
+/// The send buffer: bytes from `SND.UNA` (first unacknowledged) to the end of what the
+/// application queued. Acknowledged bytes are released from the front.
+#[derive(Debug)]
+pub(crate) struct SendBuffer {
+    ring: Ring,
+}
+
+impl SendBuffer {
+    pub(crate) fn new(cap: usize) -> Self {
+        SendBuffer {
+            ring: Ring::new(cap),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len
+    }
+
+    pub(crate) fn free(&self) -> usize {
+        self.ring.free()
+    }
+
+    /// Appends as much of `data` as fits; returns the count.
+    pub(crate) fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        let at = self.ring.len;
+        self.ring.write_at(at, &data[..n]);
+        self.ring.len += n;
+        n
+    }
+
+    /// `len` bytes from `off` bytes after the first unacknowledged byte.
+    pub(crate) fn slices(&self, off: usize, len: usize) -> [&[u8]; 2] {
+        debug_assert!(off + len <= self.ring.len);
+        self.ring.slices(off, len)
+    }
+
+    /// Releases `n` acknowledged bytes.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.ring.consume(n);
+    }
+}
+
+/// One out-of-order range `[start, end)` and when it was last extended (for SACK ordering).
+#[derive(Debug, Clone, Copy)]
+struct OooRange {
+    start: Seq,
+    end: Seq,
+    stamp: u64,
+}
+
+/// Why out-of-order data was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OooReject {
+    /// Storing it would exceed the configured out-of-order byte limit.
+    Bytes,
+    /// It starts a new range and the range list is full.
+    Ranges,
+}
+
+/// The receive buffer: in-order bytes ready for the application, followed by space where
+/// out-of-order bytes are stored at their final position.
+#[derive(Debug)]
+pub(crate) struct RecvBuffer {
+    ring: Ring,
+    ranges: Vec<OooRange>,
+    max_ranges: usize,
+    max_ooo_bytes: usize,
+    ooo_bytes: usize,
+    stamp: u64,
+}
+
+impl RecvBuffer {
+    pub(crate) fn new(cap: usize, max_ranges: usize, max_ooo_bytes: usize) -> Self {
+        RecvBuffer {
+            ring: Ring::new(cap),
+            ranges: Vec::with_capacity(max_ranges),
+            max_ranges,
+            max_ooo_bytes,
+            ooo_bytes: 0,
+            stamp: 0,
+        }
+    }
+
+    pub(crate) fn cap(&self) -> usize {
+        self.ring.cap()
+    }
+
+    /// In-order bytes the application has not read.
+    pub(crate) fn len(&self) -> usize {
+        self.ring.len
+    }
+
+    /// Space after the in-order bytes (out-of-order bytes live inside it).
+    pub(crate) fn free(&self) -> usize {
+        self.ring.free()
+    }
+
+    /// Bytes held out of order.
+    pub(crate) fn ooo_bytes(&self) -> usize {
+        self.ooo_bytes
+    }
+
+    /// True when some out-of-order data is held.
+    pub(crate) fn has_ooo(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
+    /// Stores `data` whose first byte has sequence number `seq`, given that the in-order end
+    /// is `rcv_nxt`. The caller trims `data` so that `rcv_nxt <= seq` and it fits in
+    /// [`free`](Self::free). Returns how far `rcv_nxt` advances (0 for out-of-order data;
+    /// more than `data.len()` when it fills a gap).
+    pub(crate) fn insert(
+        &mut self,
+        rcv_nxt: Seq,
+        seq: Seq,
+        data: &[u8],
+    ) -> Result<u32, OooReject> {
+        debug_assert!(rcv_nxt.le(seq));
+        let off = seq.since(rcv_nxt) as usize;
+        debug_assert!(off + data.len() <= self.free());
+        let end = seq + data.len() as u32;
+        if off == 0 {
+            self.ring.write_at(self.ring.len, data);
+            let mut new_end = end;
+            while let Some(r) = self.ranges.first().copied() {
+                if r.start.gt(new_end) {
+                    break;
+                }
+                self.ranges.remove(0);
+                self.ooo_bytes -= r.end.since(r.start) as usize;
+                new_end = new_end.max(r.end);
+            }
+            let adv = new_end.since(rcv_nxt);
+            self.ring.len += adv as usize;
+            return Ok(adv);
+        }
+        // Out of order: merge with every range it overlaps or touches (ranges are sorted
+        // and disjoint, so the touching ones are consecutive).
+        let (mut s, mut e) = (seq, end);
+        let mut first = None;
+        let mut last = 0;
+        let mut merged_bytes = 0usize;
+        for (i, r) in self.ranges.iter().enumerate() {
+            if r.end.lt(s) {
+                continue;
+            }
+            if r.start.gt(e) {
+                break;
+            }
+            first.get_or_insert(i);
+            last = i + 1;
+            s = s.min(r.start);
+            e = e.max(r.end);
+            merged_bytes += r.end.since(r.start) as usize;
+        }
+        if first.is_none() && self.ranges.len() >= self.max_ranges {
+            return Err(OooReject::Ranges);
+        }
+        let new_total = self.ooo_bytes - merged_bytes + e.since(s) as usize;
+        if new_total > self.max_ooo_bytes {
+            return Err(OooReject::Bytes);
+        }
+        self.ring.write_at(self.ring.len + off, data);
+        self.stamp += 1;
+        let range = OooRange {
+            start: s,
+            end: e,
+            stamp: self.stamp,
+        };
+        if let Some(first) = first {
+            self.ranges[first] = range;
+            self.ranges.drain(first + 1..last);
+        } else {
+            let at = self
+                .ranges
+                .iter()
+                .position(|r| r.start.gt(e))
+                .unwrap_or(self.ranges.len());
+            self.ranges.insert(at, range);
+        }
+        self.ooo_bytes = new_total;
+        Ok(0)
+    }
+
+    /// Up to `max` SACK blocks, the most recently extended range first (RFC 2018 §4).
+    pub(crate) fn sack_blocks(&self, max: usize) -> SackBlocks {
+        let mut blocks = [(0u32, 0u32); 4];
+        let mut stamps = [0u64; 4];
+        let mut n = 0;
+        let max = max.min(4);
+        for r in &self.ranges {
+            // Insertion sort into the top `max` by stamp, newest first.
+            let mut i = n.min(max);
+            while i > 0 && stamps[i - 1] < r.stamp {
+                if i < max {
+                    blocks[i] = blocks[i - 1];
+                    stamps[i] = stamps[i - 1];
+                }
+                i -= 1;
+            }
+            if i < max {
+                blocks[i] = (r.start.0, r.end.0);
+                stamps[i] = r.stamp;
+                n = (n + 1).min(max);
+            }
+        }
+        SackBlocks::from_slice(&blocks[..n]).expect("at most four blocks")
+    }
+
+    /// The unread in-order bytes, as up to two slices.
+    pub(crate) fn peek(&self) -> [&[u8]; 2] {
+        self.ring.slices(0, self.ring.len)
+    }
+
+    /// Releases `n` bytes the application has read.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.ring.consume(n.min(self.ring.len));
+    }
+
+    /// Copies unread bytes into `out` and releases them; returns the count.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.ring.len);
+        let [a, b] = self.ring.slices(0, n);
+        out[..a.len()].copy_from_slice(a);
+        out[a.len()..n].copy_from_slice(b);
+        self.ring.consume(n);
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn send_ring_wraps() {
+        let mut s = SendBuffer::new(8);
+        assert_eq!(s.write(b"abcdef"), 6);
+        s.consume(4);
+        assert_eq!(s.write(b"ghijklmn"), 6);
+        assert_eq!((s.len(), s.free()), (8, 0));
+        let [a, b] = s.slices(0, 8);
+        assert_eq!([a, b].concat(), b"efghijkl");
+        assert_eq!((a.len(), b.len()), (4, 4));
+        let [a, b] = s.slices(3, 2);
+        assert_eq!((a, b), (&b"h"[..], &b"i"[..]));
+        s.consume(8);
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn out_of_order_ranges_merge_and_fill() {
+        let base = Seq(u32::MAX - 10); // ranges straddle the wrap
+        let mut r = RecvBuffer::new(64, 3, 64);
+        assert_eq!(r.insert(base, base + 10, b"KLM"), Ok(0));
+        assert_eq!(r.insert(base, base + 20, b"UV"), Ok(0));
+        assert_eq!(r.insert(base, base + 30, b"ef"), Ok(0));
+        // A fourth disjoint range does not fit the list; touching ones merge.
+        assert_eq!(r.insert(base, base + 40, b"x"), Err(OooReject::Ranges));
+        assert_eq!(r.insert(base, base + 13, b"NOPQRST"), Ok(0)); // joins 10..13 and 20..22
+        assert_eq!(r.ooo_bytes(), 12 + 2);
+        let sack = r.sack_blocks(4);
+        assert_eq!(
+            sack.as_slice(),
+            &[
+                ((base + 10).0, (base + 22).0),
+                ((base + 30).0, (base + 32).0)
+            ]
+        );
+        assert_eq!(r.len(), 0);
+        // Filling the gap delivers everything up to the next hole.
+        assert_eq!(r.insert(base, base, b"ABCDEFGHIJ"), Ok(22));
+        assert_eq!(r.len(), 22);
+        assert_eq!(r.ooo_bytes(), 2);
+        let mut out = [0u8; 22];
+        assert_eq!(r.read(&mut out), 22);
+        assert_eq!(&out, b"ABCDEFGHIJKLMNOPQRSTUV");
+        assert!(r.has_ooo());
+        let nxt = base + 22;
+        assert_eq!(r.insert(nxt, nxt, b"WXYZabc"), Ok(7));
+        // Overlaps the held "e" at 30 and reaches the end of the range at 32.
+        assert_eq!(r.insert(nxt + 7, nxt + 7, b"de"), Ok(3));
+        let [a, b] = r.peek();
+        assert_eq!([a, b].concat(), b"WXYZabcdef");
+        r.consume(100);
+        assert_eq!((r.len(), r.free(), r.has_ooo()), (0, 64, false));
+    }
+
+    #[test]
+    fn byte_limit_and_sack_recency() {
+        let mut r = RecvBuffer::new(100, 8, 10);
+        let z = Seq(1000);
+        assert_eq!(r.insert(z, z + 50, b"aaaa"), Ok(0));
+        assert_eq!(r.insert(z, z + 10, b"bbbb"), Ok(0));
+        assert_eq!(r.insert(z, z + 30, b"ccc"), Err(OooReject::Bytes));
+        assert_eq!(r.insert(z, z + 30, b"c"), Ok(0));
+        assert_eq!(r.insert(z, z + 54, b"a"), Ok(0)); // extends the oldest: now newest
+        assert_eq!(r.ooo_bytes(), 10);
+        let s = r.sack_blocks(4);
+        assert_eq!(s.as_slice(), &[(1050, 1055), (1030, 1031), (1010, 1014)]);
+        assert_eq!(r.sack_blocks(2).as_slice(), &[(1050, 1055), (1030, 1031)]);
+        assert_eq!(r.sack_blocks(0).as_slice(), &[]);
+    }
+}

@@ -1,0 +1,81 @@
+//! A sans-IO TCP engine (RFC 9293 and friends), in the style of quinn-proto.
+//!
+//! Nothing in this module does I/O, reads a clock, spawns a thread or touches a socket. A
+//! [`Connection`] is a state machine driven by
+//!
+//! * received segments: [`Connection::on_segment`]`(&TcpSegment, now)`,
+//! * application calls: [`send`](Connection::send), [`recv`](Connection::recv) (or the
+//!   zero-copy [`recv_peek`](Connection::recv_peek) / [`recv_consume`](Connection::recv_consume)),
+//!   [`shutdown_write`](Connection::shutdown_write), [`close`](Connection::close),
+//!   [`abort`](Connection::abort),
+//! * timer expiries: [`on_timer`](Connection::on_timer)`(now)`,
+//!
+//! and polled for output: [`poll_transmit`](Connection::poll_transmit) (segments to send,
+//! whose payload borrows the send ring), [`poll_event`](Connection::poll_event)
+//! ([`Event`]s for the application) and [`next_timer`](Connection::next_timer) (one deadline).
+//! Time is a `u64` of nanoseconds supplied by the caller, so tests run in virtual time (see
+//! the simulated link in `sim.rs`, compiled for tests only). A [`Listener`] is the LISTEN
+//! state: it turns SYNs into connections and holds them in a bounded backlog until accepted.
+//!
+//! The engine works on parsed segments ([`TcpSegment`], [`Transmit`]); the glue converts from
+//! and to wire bytes with [`TcpSegment::parse`] and [`Transmit::emit`] (both through
+//! [`crate::wire::TcpPacket`]), verifies checksums, and demultiplexes by 4-tuple.
+//!
+//! # What is implemented
+//!
+//! * All RFC 9293 states, simultaneous open and close, half-close; TIME-WAIT of 2·MSL.
+//! * ISNs per RFC 6528 (SipHash-2-4 of the 4-tuple under a secret key, plus a 4 µs clock):
+//!   [`IsnGenerator`].
+//! * The segment acceptability test of RFC 9293 §3.10.7.4; RFC 5961 protections: a RST must
+//!   match `RCV.NXT` exactly (in-window → challenge ACK), a SYN in a synchronized state
+//!   draws a challenge ACK, ACKs outside `[SND.UNA − MAX.SND.WND, SND.NXT]` are dropped
+//!   with a challenge ACK; challenge ACKs are rate limited per connection.
+//! * MSS (536 when absent), window scaling and timestamps (RFC 7323: PAWS, RTT from TSecr),
+//!   SACK-permitted and SACK block generation (RFC 2018; 3 blocks with timestamps, 4
+//!   without, the most recent first).
+//! * Fixed send and receive rings allocated with the connection; out-of-order data is stored
+//!   in the receive ring itself, tracked by a bounded list of ranges, bounded in bytes.
+//! * RTO per RFC 6298 (min 200 ms by default, max 60 s, Karn's rule, backoff), fast
+//!   retransmit on the third duplicate ACK and NewReno fast recovery (RFC 6582) over a
+//!   [`CongestionControl`] trait; initial window 10 segments (RFC 6928).
+//! * Delayed ACKs (every second full segment or 40 ms; quick-ack after the handshake, for
+//!   out-of-order data and gap fills), Nagle (Minshall's variant, as Linux) with `nodelay`,
+//!   sender and receiver silly-window avoidance, zero-window probes on a persist timer,
+//!   keepalive.
+//!
+//! # Deliberate choices
+//!
+//! * Zero-window and keepalive probes are zero-length segments with `SEQ = SND.UNA − 1`, as
+//!   Linux sends them: any TCP answers with an ACK carrying its window, and no sequence
+//!   space is consumed.
+//! * A segment without timestamps on a connection that negotiated them is accepted (Linux
+//!   does; RFC 7323 says SHOULD drop).
+//! * A bare FIN at `RCV.NXT` is accepted even into a zero window, and a sender sends its FIN
+//!   without waiting for window, as Linux does.
+//! * Payload on SYN or SYN-ACK segments is ignored (the peer retransmits it); URG is not
+//!   supported (urgent bytes are ordinary data).
+//! * The challenge-ACK limit is per connection (a global one belongs to the glue).
+
+mod buffer;
+mod cc;
+mod config;
+mod conn;
+mod isn;
+mod listener;
+mod rtt;
+mod segment;
+mod seq;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod tests;
+
+pub use cc::{Congestion, CongestionAlgorithm, CongestionControl, NewReno};
+pub use config::{BacklogFullPolicy, Keepalive, TcpConfig, MS, SEC};
+pub use conn::{Connection, ConnectionStats, Event, State, DEFAULT_MSS};
+pub use isn::{siphash24, IsnGenerator};
+pub use listener::{Listener, ListenerStats};
+pub use rtt::RttEstimator;
+pub use segment::{reset_for, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
+pub use seq::Seq;
