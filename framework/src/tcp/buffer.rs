@@ -171,12 +171,7 @@ impl RecvBuffer {
     /// is `rcv_nxt`. The caller trims `data` so that `rcv_nxt <= seq` and it fits in
     /// [`free`](Self::free). Returns how far `rcv_nxt` advances (0 for out-of-order data;
     /// more than `data.len()` when it fills a gap).
-    pub(crate) fn insert(
-        &mut self,
-        rcv_nxt: Seq,
-        seq: Seq,
-        data: &[u8],
-    ) -> Result<u32, OooReject> {
+    pub(crate) fn insert(&mut self, rcv_nxt: Seq, seq: Seq, data: &[u8]) -> Result<u32, OooReject> {
         debug_assert!(rcv_nxt.le(seq));
         let off = seq.since(rcv_nxt) as usize;
         debug_assert!(off + data.len() <= self.free());

@@ -878,7 +878,11 @@ impl Connection {
 
     fn sack_option_len(&self) -> u32 {
         if self.sack_ok && self.rbuf.has_ooo() {
-            let n = self.rbuf.sack_blocks(self.max_sack_blocks()).as_slice().len() as u32;
+            let n = self
+                .rbuf
+                .sack_blocks(self.max_sack_blocks())
+                .as_slice()
+                .len() as u32;
             4 + 8 * n
         } else {
             0
@@ -1380,7 +1384,11 @@ impl Connection {
         let plen = seg.payload.len() as u32;
 
         // TIME-WAIT: a retransmitted FIN is acknowledged again and restarts 2·MSL.
-        if self.state == State::TimeWait && fin && !rst && !syn && seg.seq + plen + 1 == self.rcv_nxt
+        if self.state == State::TimeWait
+            && fin
+            && !rst
+            && !syn
+            && seg.seq + plen + 1 == self.rcv_nxt
         {
             self.close_at = Some(now + 2 * self.cfg.msl);
             self.ack_now = true;

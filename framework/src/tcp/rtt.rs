@@ -102,7 +102,10 @@ mod tests {
         assert_eq!(r.rto(), 2000 * MS);
         r.sample(100 * MS);
         // First sample: SRTT = R, RTTVAR = R/2, RTO = R + 4 R/2 = 300 ms; backoff cleared.
-        assert_eq!((r.srtt(), r.rttvar(), r.rto()), (Some(100 * MS), 50 * MS, 300 * MS));
+        assert_eq!(
+            (r.srtt(), r.rttvar(), r.rto()),
+            (Some(100 * MS), 50 * MS, 300 * MS)
+        );
         r.sample(200 * MS);
         // RTTVAR = 3/4·50 + 1/4·100 = 62.5; SRTT = 7/8·100 + 1/8·200 = 112.5
         assert_eq!(r.srtt(), Some(112_500_000));

@@ -159,7 +159,11 @@ impl TcpHeader {
         p.set_src_port(self.src_port);
         p.set_dst_port(self.dst_port);
         p.set_seq_number(self.seq.0);
-        p.set_ack_number(if self.has(TcpFlags::ACK) { self.ack.0 } else { 0 });
+        p.set_ack_number(if self.has(TcpFlags::ACK) {
+            self.ack.0
+        } else {
+            0
+        });
         p.set_header_len(hl);
         p.set_flags(self.flags);
         p.set_window_len(self.window);
@@ -212,9 +216,7 @@ impl<'a> TcpSegment<'a> {
 
     /// Sequence space the segment occupies: payload plus one for SYN and one for FIN.
     pub fn seg_len(&self) -> u32 {
-        self.payload.len() as u32
-            + self.has(TcpFlags::SYN) as u32
-            + self.has(TcpFlags::FIN) as u32
+        self.payload.len() as u32 + self.has(TcpFlags::SYN) as u32 + self.has(TcpFlags::FIN) as u32
     }
 
     /// Header plus payload length.
@@ -273,9 +275,7 @@ impl Transmit<'_> {
 
     /// Sequence space the segment occupies.
     pub fn seg_len(&self) -> u32 {
-        self.payload_len() as u32
-            + self.has(TcpFlags::SYN) as u32
-            + self.has(TcpFlags::FIN) as u32
+        self.payload_len() as u32 + self.has(TcpFlags::SYN) as u32 + self.has(TcpFlags::FIN) as u32
     }
 
     /// Copies the payload into the start of `dst` and returns its length.
@@ -312,7 +312,11 @@ pub fn reset_for(seg: &TcpSegment<'_>) -> Option<TcpHeader> {
     let (seq, ack, flags) = if seg.has(TcpFlags::ACK) {
         (seg.ack, Seq(0), TcpFlags::RST)
     } else {
-        (Seq(0), seg.seq + seg.seg_len(), TcpFlags::RST | TcpFlags::ACK)
+        (
+            Seq(0),
+            seg.seq + seg.seg_len(),
+            TcpFlags::RST | TcpFlags::ACK,
+        )
     };
     Some(TcpHeader {
         src_port: seg.dst_port,
@@ -346,10 +350,7 @@ mod tests {
 
     #[test]
     fn option_layouts_round_trip() {
-        let ts = Some(Timestamps {
-            tsval: 5,
-            tsecr: 6,
-        });
+        let ts = Some(Timestamps { tsval: 5, tsecr: 6 });
         let sack = SackBlocks::from_slice(&[(10, 20), (30, 40), (50, 60)]).unwrap();
         let cases = [
             (

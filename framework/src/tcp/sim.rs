@@ -484,10 +484,7 @@ impl Sim {
         self.now = self.now.max(t);
         let now = self.now;
         for to in 0..2 {
-            while self.links[1 - to]
-                .next_arrival()
-                .is_some_and(|a| a <= now)
-            {
+            while self.links[1 - to].next_arrival().is_some_and(|a| a <= now) {
                 let f = self.links[1 - to].queue.pop().expect("arrival");
                 self.deliver(to, f.pkt);
             }
@@ -516,7 +513,11 @@ impl Sim {
 
     /// Runs until `done` returns true (checked after every step, with the application
     /// work it does) or `deadline`; true if `done` was reached.
-    pub(crate) fn run_until(&mut self, deadline: u64, mut done: impl FnMut(&mut Sim) -> bool) -> bool {
+    pub(crate) fn run_until(
+        &mut self,
+        deadline: u64,
+        mut done: impl FnMut(&mut Sim) -> bool,
+    ) -> bool {
         loop {
             if done(self) {
                 return true;

@@ -230,7 +230,11 @@ fn time_wait_acks_a_retransmitted_fin_and_restarts() {
         }
         s.b().state() == State::Closed
     }));
-    let fins: Vec<_> = sim.sent_by(1).filter(|r| r.has(TcpFlags::FIN)).cloned().collect();
+    let fins: Vec<_> = sim
+        .sent_by(1)
+        .filter(|r| r.has(TcpFlags::FIN))
+        .cloned()
+        .collect();
     assert_eq!(fins.len(), 2, "FIN retransmitted once");
     let acks: Vec<_> = sim
         .sent_by(0)
@@ -290,7 +294,10 @@ fn data_after_close_resets_and_orphans_time_out() {
     let fin_acked = sim.sent_by(1).last().unwrap().time + 10 * MS + (32 + 20) * 80;
     sim.run_to(fin_acked + 60 * SEC);
     assert_eq!(sim.a().state(), State::Closed);
-    assert_eq!(event_time(&sim, 0, Event::Closed), Some(fin_acked + 60 * SEC));
+    assert_eq!(
+        event_time(&sim, 0, Event::Closed),
+        Some(fin_acked + 60 * SEC)
+    );
     // Merely shut down (not closed), FIN-WAIT-2 waits as long as it takes.
     let mut sim = open_pair(18, &cfg);
     let now = sim.now;

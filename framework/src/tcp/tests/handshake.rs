@@ -24,7 +24,10 @@ fn three_way_handshake_fields() {
     assert_eq!(t.len(), 3, "{t:#?}");
     let (syn, synack, ack) = (&t[0], &t[1], &t[2]);
     let g = isn();
-    let (ts_a, ts_b) = (g.ts_offset(addr_a(), addr_b()), g.ts_offset(addr_b(), addr_a()));
+    let (ts_a, ts_b) = (
+        g.ts_offset(addr_a(), addr_b()),
+        g.ts_offset(addr_b(), addr_a()),
+    );
 
     // SYN: our ISN (RFC 6528 at t = 0), MSS 1460, SACK-permitted, TS, WS 3 (256 KiB buffer),
     // the unscaled window capped at 65535.
@@ -134,8 +137,7 @@ fn options_need_both_sides() {
         payload: &[],
     };
     let mut b =
-        Connection::accept_syn(&TcpConfig::default(), &isn(), addr_b(), addr_a(), &seg, 0)
-            .unwrap();
+        Connection::accept_syn(&TcpConfig::default(), &isn(), addr_b(), addr_a(), &seg, 0).unwrap();
     let synack = drain(&mut b, 0).remove(0);
     assert_eq!(
         synack.header.options,
@@ -317,7 +319,7 @@ fn listener_resets_stray_acks_and_answers_duplicate_syns() {
     assert_eq!((s2.flags, s2.seq), (s1.flags, s1.seq));
     assert_eq!(l.pending_len(), 1);
     assert!(l.accept().is_none()); // not established yet
-    // SYN-ACK retries (five, doubling from 1 s), then the pending connection is dropped.
+                                   // SYN-ACK retries (five, doubling from 1 s), then the pending connection is dropped.
     let mut times = Vec::new();
     let mut now = 5 * MS;
     while let Some(t) = l.next_timer() {

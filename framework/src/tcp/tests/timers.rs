@@ -26,8 +26,9 @@ fn syn_retransmissions_double_from_one_second() {
     let syns: Vec<_> = sim.sent_by(0).map(|r| r.time / SEC).collect();
     // Initial RTO 1 s, doubled each time; six retries (tcp_syn_retries).
     assert_eq!(syns, [0, 1, 3, 7, 15, 31, 63]);
-    assert!(sim.sent_by(0).all(|r| r.header.flags == TcpFlags::SYN
-        && r.header.seq == sim.hosts[0].conns[0].iss()));
+    assert!(sim
+        .sent_by(0)
+        .all(|r| r.header.flags == TcpFlags::SYN && r.header.seq == sim.hosts[0].conns[0].iss()));
     assert_eq!(sim.a().state(), State::Closed);
     // The last wait is capped by rto_max (60 s): 63 + 60.
     assert_eq!(
@@ -92,7 +93,12 @@ fn data_rto_doubles_and_karn_ignores_retransmitted_samples() {
         ]
     );
     sim.run_to(t0 + 1500 * MS);
-    let last = sim.sent_by(0).filter(|r| r.payload_len > 0).last().unwrap().clone();
+    let last = sim
+        .sent_by(0)
+        .filter(|r| r.payload_len > 0)
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!((last.time - t0, last.fate), (1400 * MS, Fate::Sent));
     assert_eq!(sim.a().stats().rto_expirations, 3);
     assert_eq!(sim.a().stats().retransmits, 3);
@@ -166,7 +172,10 @@ fn fast_retransmit_after_exactly_three_duplicate_acks() {
     let dup = p.ack_seg();
     for i in 1..=2 {
         a.on_segment(&dup, 30 * MS + i);
-        assert!(drain(&mut a, 30 * MS + i).is_empty(), "no retransmit on dupack {i}");
+        assert!(
+            drain(&mut a, 30 * MS + i).is_empty(),
+            "no retransmit on dupack {i}"
+        );
     }
     // Not a duplicate: carries data, or changes the window.
     let mut q = p.clone();
@@ -412,7 +421,11 @@ fn keepalive_probes_and_timeout() {
     sim.hosts[1].stray_resets = false;
     sim.run_to(t0 + 60 * SEC);
     let next_idle = answer.time + 10 * MS + 52 * 80 + 10 * SEC;
-    let later: Vec<_> = sim.sent_by(0).skip(3).map(|r| (r.time, r.header.flags)).collect();
+    let later: Vec<_> = sim
+        .sent_by(0)
+        .skip(3)
+        .map(|r| (r.time, r.header.flags))
+        .collect();
     assert_eq!(
         later,
         [

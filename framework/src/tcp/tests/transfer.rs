@@ -95,7 +95,11 @@ fn bulk_megabyte_clean_link() {
     assert!(short <= 5, "{short} short segments");
     // Delayed ACKs: about one ACK per two segments once quick-ack is over.
     let acks = r.sim.sent_by(1).filter(|x| x.payload_len == 0).count();
-    assert!(acks < sizes.len() * 6 / 10, "{acks} ACKs for {} segments", sizes.len());
+    assert!(
+        acks < sizes.len() * 6 / 10,
+        "{acks} ACKs for {} segments",
+        sizes.len()
+    );
     assert!(r.max_in_flight <= 256 * 1024);
     eprintln!("clean: {} ms", r.elapsed / MS);
 }
@@ -146,7 +150,11 @@ fn bulk_megabyte_reordering() {
     assert!(r.sim.b().stats().ooo_segments > 0);
     // Without reordering detection (RACK, DSACK undo: next slice) each displaced segment
     // looks lost after three duplicate ACKs, so NewReno halves its window needlessly.
-    eprintln!("reordering: {} ms, {:?}", r.elapsed / MS, r.sim.ra().stats());
+    eprintln!(
+        "reordering: {} ms, {:?}",
+        r.elapsed / MS,
+        r.sim.ra().stats()
+    );
 }
 
 #[test]
@@ -176,7 +184,11 @@ fn bulk_megabyte_corruption() {
     let l = r.sim.links[0].stats;
     assert!(l.corrupted > 5);
     assert_eq!(l.checksum_drops, l.corrupted);
-    eprintln!("corruption: {} ms, {:?}", r.elapsed / MS, r.sim.ra().stats());
+    eprintln!(
+        "corruption: {} ms, {:?}",
+        r.elapsed / MS,
+        r.sim.ra().stats()
+    );
 }
 
 #[test]
@@ -200,7 +212,11 @@ fn bulk_megabyte_everything_at_once_without_sack_and_timestamps() {
         .iter()
         .all(|x| x.header.options.sack_blocks.as_slice().is_empty()
             && x.header.options.timestamps.is_none()));
-    eprintln!("all impairments: {} ms, {:?}", r.elapsed / MS, r.sim.a().stats());
+    eprintln!(
+        "all impairments: {} ms, {:?}",
+        r.elapsed / MS,
+        r.sim.a().stats()
+    );
 }
 
 #[test]
@@ -270,7 +286,10 @@ fn out_of_order_data_and_sack_blocks() {
     assert_eq!(send(&mut a, 0, 2 * MS), []);
     assert_eq!(send(&mut a, 200, 3 * MS), [(200, 300)]);
     assert_eq!(send(&mut a, 400, 4 * MS), [(400, 500), (200, 300)]);
-    assert_eq!(send(&mut a, 600, 5 * MS), [(600, 700), (400, 500), (200, 300)]);
+    assert_eq!(
+        send(&mut a, 600, 5 * MS),
+        [(600, 700), (400, 500), (200, 300)]
+    );
     assert_eq!(
         send(&mut a, 800, 6 * MS),
         [(800, 900), (600, 700), (400, 500), (200, 300)]
@@ -315,10 +334,7 @@ fn an_out_of_order_fin_waits_for_the_gap() {
     let mut buf = [0u8; 16];
     let n = a.recv(&mut buf);
     assert_eq!(&buf[..n], b"helloworld");
-    assert_eq!(
-        events(&mut a),
-        [Event::Readable, Event::PeerClosed]
-    );
+    assert_eq!(events(&mut a), [Event::Readable, Event::PeerClosed]);
 }
 
 #[test]
