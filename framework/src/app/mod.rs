@@ -1,6 +1,7 @@
 //! Applications: the [`Stage`] implementations that lcores run, chosen by `[app]` in the
 //! config. `l2fwd` is a plain stage; `l3fwd` and `udp-echo` run the L2/L3 stack graph.
 
+pub mod http;
 pub mod l2fwd;
 
 use std::sync::Arc;

@@ -1,0 +1,28 @@
+//! The HTTP/1.1 server application's protocol side: a [`Site`] of responses built once at
+//! start-up (fixed bodies and files loaded into memory), and an [`HttpSession`] per
+//! connection that parses requests with `httparse` and writes responses with keep-alive and
+//! pipelining. Both are sans-IO; the TCP socket glue feeds them bytes and drains them into
+//! the send buffer, so they are tested here without a network.
+//!
+//! Behaviour, as an nginx user would expect it:
+//! * `GET` and `HEAD` of a routed path → `200` with the exact `Content-Length` (HEAD without
+//!   the body); the query string is ignored; absolute-form targets are accepted.
+//! * unknown path → `404`; other methods → `405` with `Allow: GET, HEAD` (the body of such a
+//!   request is skipped by its `Content-Length`, so the connection stays usable).
+//! * unparsable request → `400`, an HTTP/1.1 request without exactly one `Host` → `400`,
+//!   conflicting `Content-Length`s → `400`, a head larger than the input buffer or with more
+//!   than [`MAX_HEADERS`] headers → `431`, a chunked request body → `501`, a version other
+//!   than 1.0/1.1 → `505`, a body over the limit → `413`; each of these closes the
+//!   connection after the response.
+//! * HTTP/1.1 keeps the connection open unless `Connection: close`; HTTP/1.0 closes unless
+//!   `Connection: keep-alive`. Every response carries `Date`, `Server`, `Content-Type`,
+//!   `Content-Length` and `Connection`.
+
+mod session;
+mod site;
+
+#[cfg(test)]
+mod tests;
+
+pub use session::{Flush, HttpLimits, HttpSession, HttpStats, MAX_HEADERS, PIPELINE_DEPTH};
+pub use site::{Builtin, DateLine, ResponseId, Site, SiteBuilder, SiteError};
