@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddrV4;
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::cc::{Congestion, CongestionControl};
+use super::cc::{Congestion, CongestionAlgorithm, CongestionControl};
 use super::config::{TcpConfig, MS, SEC};
 use super::isn::IsnGenerator;
 use super::rtt::RttEstimator;
@@ -473,6 +473,11 @@ impl Connection {
         }
     }
 
+    /// The congestion control algorithm in use.
+    pub fn congestion_algorithm(&self) -> CongestionAlgorithm {
+        self.cc.algorithm()
+    }
+
     /// Slow-start threshold in bytes.
     pub fn ssthresh(&self) -> u32 {
         self.cc.ssthresh()
@@ -937,7 +942,7 @@ impl Connection {
             .max(MIN_SND_MSS);
     }
 
-    fn establish(&mut self, _now: u64) {
+    fn establish(&mut self, now: u64) {
         self.state = if self.fin_queued {
             State::FinWait1
         } else {
@@ -951,6 +956,9 @@ impl Connection {
             self.cfg.initial_window_segments.saturating_mul(self.mss)
         };
         self.cc = Congestion::new(self.cfg.congestion, self.mss, iw);
+        if let Some(srtt) = self.rtt.srtt() {
+            self.cc.on_rtt_sample(srtt, now);
+        }
         if self.syn_retransmitted {
             self.rtt.set_base_if_unsampled(RTO_AFTER_SYN_LOSS);
         }

@@ -38,6 +38,10 @@
 //! * RTO per RFC 6298 (min 200 ms by default, max 60 s, Karn's rule, backoff), fast
 //!   retransmit on the third duplicate ACK and NewReno fast recovery (RFC 6582) over a
 //!   [`CongestionControl`] trait; initial window 10 segments (RFC 6928).
+//! * Congestion control chosen per connection (or listener) by
+//!   [`TcpConfig::congestion`]: NewReno, or [`Cubic`] (RFC 9438: β = 0.7, C = 0.4, the
+//!   Reno-friendly region, fast convergence, `K = 0` epoch after a timeout, epoch restart
+//!   after idle; no HyStart). [`CongestionAlgorithm`] parses from `"newreno"` / `"cubic"`.
 //! * Delayed ACKs (every second full segment or 40 ms; quick-ack after the handshake, for
 //!   out-of-order data and gap fills), Nagle (Minshall's variant, as Linux) with `nodelay`,
 //!   sender and receiver silly-window avoidance, zero-window probes on a persist timer,
@@ -71,7 +75,9 @@ mod sim;
 #[cfg(test)]
 mod tests;
 
-pub use cc::{Congestion, CongestionAlgorithm, CongestionControl, NewReno};
+pub use cc::{
+    Congestion, CongestionAlgorithm, CongestionControl, Cubic, NewReno, CUBIC_BETA, CUBIC_C,
+};
 pub use config::{BacklogFullPolicy, Keepalive, TcpConfig, MS, SEC};
 pub use conn::{Connection, ConnectionStats, Event, State, DEFAULT_MSS};
 pub use isn::{siphash24, IsnGenerator};

@@ -415,3 +415,58 @@ fn zero_copy_receive_and_backpressure() {
     assert!(wraps > 0, "the receive ring wrapped");
     assert_eq!(sent, data.len());
 }
+
+fn cubic() -> TcpConfig {
+    TcpConfig {
+        congestion: crate::tcp::CongestionAlgorithm::Cubic,
+        ..TcpConfig::default()
+    }
+}
+
+#[test]
+fn cubic_bulk_with_loss() {
+    let cfg = cubic();
+    let link = LinkConfig {
+        loss: 0.01,
+        ..LinkConfig::default()
+    };
+    let mut r = bulk(201, link, 2 * MB, &cfg, &cfg, 3 * SEC);
+    assert_eq!(
+        r.sim.a().congestion_algorithm(),
+        crate::tcp::CongestionAlgorithm::Cubic
+    );
+    let a = *r.sim.a().stats();
+    assert!(a.fast_retransmits > 0, "{a:?}");
+    // β = 0.7: after the last loss ssthresh is 0.7 of a flight, not half of it.
+    assert!(r.sim.a().ssthresh() < u32::MAX);
+    eprintln!("cubic 1% loss: {} ms, {a:?}", r.elapsed / MS);
+}
+
+#[test]
+fn cubic_bulk_with_every_impairment() {
+    let cfg = cubic();
+    let link = LinkConfig {
+        loss: 0.02,
+        reorder: 0.02,
+        duplicate: 0.02,
+        corrupt: 0.01,
+        ..LinkConfig::default()
+    };
+    let r = bulk(202, link, MB, &cfg, &cfg, 10 * SEC);
+    eprintln!(
+        "cubic all impairments: {} ms, {:?}",
+        r.elapsed / MS,
+        r.sim.ra().stats()
+    );
+    let no_ts = TcpConfig {
+        sack: false,
+        timestamps: false,
+        ..cubic()
+    };
+    let r = bulk(203, link, MB, &no_ts, &no_ts, 10 * SEC);
+    eprintln!(
+        "cubic, no SACK/TS: {} ms, {:?}",
+        r.elapsed / MS,
+        r.sim.ra().stats()
+    );
+}
