@@ -4,6 +4,7 @@
 //! forwarded by l2fwd in macswap mode on one lcore for five seconds, printing Mpps per second and
 //! a final report. It needs no NIC and no root.
 
+mod pktgen;
 mod report;
 mod run;
 
@@ -53,6 +54,9 @@ enum Command {
         /// Config file.
         file: PathBuf,
     },
+    /// Generate traffic and measure what comes back (rates, loss, reordering, latency), from a
+    /// config with `[app] name = "pktgen"` or quick flags; or search RFC 2544 throughput.
+    Pktgen(Box<pktgen::PktgenArgs>),
     /// Print the effective config (defaults filled in, tx queues resolved).
     ShowConfig {
         /// Config file (default: the built-in demo config).
@@ -61,7 +65,7 @@ enum Command {
 }
 
 /// Parses "5s", "500ms", "2m", "1h" or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
         Some(i) => (&s[..i], &s[i..]),
@@ -104,6 +108,20 @@ fn main() -> ExitCode {
         trace: None,
         trace_mermaid: None,
     }) {
+        Command::Pktgen(args) => match pktgen::main(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    if e.starts_with("error") || e.contains("\nerror") {
+                        e
+                    } else {
+                        format!("error: {e}")
+                    }
+                );
+                ExitCode::from(2)
+            }
+        },
         Command::Validate { file } => match config::load(&file) {
             Ok(cfg) => {
                 println!(

@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod l2fwd;
+pub mod pktgen;
 
 use std::sync::Arc;
 
@@ -20,12 +21,19 @@ pub struct AppShared {
     ports: Vec<PortInfo>,
     stack: Option<Arc<StackEnv>>,
     trace: Arc<TraceControl>,
+    pktgen: Option<Arc<pktgen::PktgenShared>>,
+    pools: Vec<Mempool>,
 }
 
 impl AppShared {
     /// The packet trace control (armed by `[trace]` or at run time).
     pub fn trace(&self) -> &Arc<TraceControl> {
         &self.trace
+    }
+
+    /// The generator's shared state (counters, rx results), for the `pktgen` app.
+    pub fn pktgen(&self) -> Option<&Arc<pktgen::PktgenShared>> {
+        self.pktgen.as_ref()
     }
 
     /// The shared stack state, for apps that run the L3 stack.
@@ -41,8 +49,14 @@ pub fn prepare(
     ports: &[PortInfo],
     pools: Vec<Mempool>,
 ) -> Result<AppShared, RuntimeError> {
+    let pktgen = pktgen::prepare(cfg, ports)?;
+    let kept_pools = if pktgen.is_some() {
+        pools.clone()
+    } else {
+        Vec::new()
+    };
     let stack = match cfg.app {
-        AppConfig::L2fwd(_) => None,
+        AppConfig::L2fwd(_) | AppConfig::Pktgen(_) => None,
         AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => Some(
             env_from_config(cfg, ports, pools).map_err(|e| RuntimeError::Stack(e.to_string()))?,
         ),
@@ -60,6 +74,8 @@ pub fn prepare(
         ports: ports.to_vec(),
         stack,
         trace,
+        pktgen,
+        pools: kept_pools,
     })
 }
 
@@ -99,6 +115,22 @@ pub fn make_stage(
                 }
             }
             Ok(Box::new(l2fwd::L2fwd::new(mode, routes)))
+        }
+        AppConfig::Pktgen(_) => {
+            let shared_pg = shared
+                .pktgen
+                .clone()
+                .expect("prepare() builds the pktgen state for pktgen");
+            let lc =
+                cfg.lcores.iter().find(|l| l.id == lcore).ok_or_else(|| {
+                    RuntimeError::Stack(format!("no lcore {lcore} in the config"))
+                })?;
+            Ok(Box::new(pktgen::Pktgen::new(
+                shared_pg,
+                lc,
+                ports,
+                &shared.pools,
+            )?))
         }
         AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => {
             let env = shared

@@ -507,6 +507,119 @@ pub struct UdpEchoConfig {
     pub address: Option<Ipv4Addr>,
 }
 
+/// The protocol of a pktgen stream (`app.streams[].proto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PktgenProto {
+    /// Ethernet/IPv4/UDP (`"udp"`, the default).
+    Udp,
+    /// TCP SYN segments (`"tcp-syn"`).
+    TcpSyn,
+    /// ICMP echo requests (`"icmp-echo"`).
+    IcmpEcho,
+}
+
+/// One stream of the `pktgen` application (`[[app.streams]]`). Address, port and size fields
+/// take the forms of [`crate::pktgen::parse`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PktgenStreamConfig {
+    /// Transport protocol.
+    pub proto: PktgenProto,
+    /// Ethernet source (`None`: the tx port's MAC).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_mac"
+    )]
+    pub src_mac: Option<[u8; 6]>,
+    /// Ethernet destination (default broadcast).
+    #[serde(serialize_with = "ser::mac")]
+    pub dst_mac: [u8; 6],
+    /// 802.1Q VLAN id, 0..=4095 (`None`: untagged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// IPv4 source addresses.
+    #[serde(serialize_with = "ser::ip_range")]
+    pub src_ip: crate::pktgen::Range32,
+    /// IPv4 destination addresses.
+    #[serde(serialize_with = "ser::ip_range")]
+    pub dst_ip: crate::pktgen::Range32,
+    /// UDP/TCP source ports (ignored for ICMP).
+    #[serde(serialize_with = "ser::port_range")]
+    pub src_port: crate::pktgen::Range16,
+    /// UDP/TCP destination ports (ignored for ICMP).
+    #[serde(serialize_with = "ser::port_range")]
+    pub dst_port: crate::pktgen::Range16,
+    /// IPv4 TTL.
+    pub ttl: u8,
+    /// Frame sizes including the FCS.
+    #[serde(serialize_with = "ser::size")]
+    pub size: crate::pktgen::SizeSpec,
+    /// Payload after the signature.
+    #[serde(serialize_with = "ser::payload")]
+    pub payload: crate::pktgen::Payload,
+}
+
+/// How a pcap file is replayed (`app.replay.timing`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ReplayTiming {
+    /// The gaps between the file's timestamps (`"original"`).
+    Original,
+    /// The file's gaps divided by this factor (`"x2"`, `"x0.5"`: twice as fast, half as fast).
+    Scaled(f64),
+    /// As fast as the port takes, paced by `rate` (`"fast"`).
+    Fast,
+}
+
+impl Serialize for ReplayTiming {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ReplayTiming::Original => s.serialize_str("original"),
+            ReplayTiming::Fast => s.serialize_str("fast"),
+            ReplayTiming::Scaled(f) => s.serialize_str(&format!("x{f}")),
+        }
+    }
+}
+
+/// `app.replay`: send the frames of a pcap file instead of streams.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplayConfig {
+    /// The pcap file (read once at start-up, into memory).
+    pub file: PathBuf,
+    /// Timing of the replay.
+    pub timing: ReplayTiming,
+    /// How many times the file is sent (at least 1).
+    pub loops: u32,
+}
+
+/// Options of the `pktgen` application.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PktgenConfig {
+    /// Rate per tx port, split evenly across the port's tx queues owned by lcores.
+    #[serde(serialize_with = "ser::rate")]
+    pub rate: crate::pktgen::Rate,
+    /// Bit rates count the 20-byte per-frame layer-1 overhead.
+    pub l1_overhead: bool,
+    /// Most packets generated per tx queue per loop turn (1..=256).
+    pub burst: u16,
+    /// Packets per tx port, split across its queues (`None`: no limit).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// How long to send (`None`: no limit).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser::opt_duration"
+    )]
+    pub duration: Option<Duration>,
+    /// Stamp the rx signature (loss, reordering, latency).
+    pub latency: bool,
+    /// The streams, sent round-robin by every tx queue (empty when `replay` is set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<PktgenStreamConfig>,
+    /// Replay a pcap file instead of streams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<ReplayConfig>,
+}
+
 /// The application run by the lcores (`[app]`, chosen by `name`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
@@ -519,6 +632,8 @@ pub enum AppConfig {
     /// `name = "udp-echo"`: answer UDP datagrams on a port with their own payload.
     #[serde(rename = "udp-echo")]
     UdpEcho(UdpEchoConfig),
+    /// `name = "pktgen"`: generate traffic on the lcores' tx queues, analyse what comes back.
+    Pktgen(PktgenConfig),
 }
 
 impl AppConfig {
@@ -528,6 +643,7 @@ impl AppConfig {
             AppConfig::L2fwd(_) => "l2fwd",
             AppConfig::L3fwd(_) => "l3fwd",
             AppConfig::UdpEcho(_) => "udp-echo",
+            AppConfig::Pktgen(_) => "pktgen",
         }
     }
 }
@@ -810,6 +926,44 @@ mod ser {
             Some((lo, hi)) => s.serialize_str(&format!("{lo}-{hi}")),
             None => s.serialize_none(),
         }
+    }
+
+    pub(super) fn rate<S: Serializer>(r: &crate::pktgen::Rate, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::pktgen::parse::fmt_rate(r))
+    }
+
+    pub(super) fn ip_range<S: Serializer>(
+        r: &crate::pktgen::Range32,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::pktgen::parse::fmt_ip_range(r))
+    }
+
+    pub(super) fn port_range<S: Serializer>(
+        r: &crate::pktgen::Range16,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match r {
+            crate::pktgen::FieldRange::Fixed(p) => s.serialize_u16(*p),
+            r => s.serialize_str(&crate::pktgen::parse::fmt_port_range(r)),
+        }
+    }
+
+    pub(super) fn size<S: Serializer>(
+        v: &crate::pktgen::SizeSpec,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            crate::pktgen::SizeSpec::Fixed(n) => s.serialize_u16(*n),
+            v => s.serialize_str(&crate::pktgen::parse::fmt_size(v)),
+        }
+    }
+
+    pub(super) fn payload<S: Serializer>(
+        p: &crate::pktgen::Payload,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::pktgen::parse::fmt_payload(p))
     }
 
     /// `"from -> to"`.

@@ -7,6 +7,7 @@
 //! and the IPv4 value formats are read in the child module `net`.
 
 pub(super) mod net;
+pub(super) mod pktgen;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -1170,6 +1171,7 @@ pub(super) enum RawApp {
         /// `None` if invalid.
         address: Option<Option<At<Ipv4Addr>>>,
     },
+    Pktgen(pktgen::RawPktgen),
 }
 
 /// Application-specific keys of each application.
@@ -1177,6 +1179,7 @@ const APP_KEYS: &[(&str, &[&str])] = &[
     ("l2fwd", &["mode", "pairs", "peer_macs"]),
     ("l3fwd", &[]),
     ("udp-echo", &["port", "address"]),
+    ("pktgen", pktgen::PKTGEN_KEYS),
 ];
 
 /// Reads `[app]`; `None` if it is unusable (errors recorded).
@@ -1228,6 +1231,7 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         None => None,
         Some("l2fwd") => Some(RawApp::L2fwd(read_l2fwd(d, &mut t))),
         Some("l3fwd") => Some(RawApp::L3fwd),
+        Some("pktgen") => Some(RawApp::Pktgen(pktgen::read_pktgen(d, &mut t))),
         Some(_) => {
             let port = t
                 .int(

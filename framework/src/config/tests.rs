@@ -70,6 +70,8 @@ const SAMPLES: &[&str] = &[
     "l3fwd.toml",
     "udp-echo.toml",
     "acl-example.toml",
+    "pktgen-null.toml",
+    "pktgen-ring.toml",
     // Their interfaces do not exist on an arbitrary machine: `env()` does not check
     // interfaces (`tests/drivers.rs` checks these samples against the machine).
     "l3fwd-af_xdp.toml",
@@ -219,7 +221,7 @@ fn effective_config_serializes_and_parses_back_identically() {
             .unwrap_or_else(|e| panic!("printed config does not parse:\n{printed}\n{e}"));
         assert_eq!(c, again, "round trip changed the config:\n{printed}");
         assert!(
-            printed.contains("rx = [\""),
+            printed.contains("rx = [\"") || printed.contains("tx = [\""),
             "queue refs print as strings:\n{printed}"
         );
     }
@@ -495,7 +497,7 @@ fn bad_references_list_the_valid_names() {
     assert_eq!(app.message, "unknown value \"l2fw\"");
     assert_eq!(
         app.hint,
-        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\")"
+        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\", \"pktgen\")"
     );
 }
 
@@ -1452,4 +1454,55 @@ fn edit_distance_and_suggestions() {
     );
     assert_eq!(suggest("MTU", ["mtu", "mac"]), Some("mtu"));
     assert_eq!(suggest("zzzzzz", ["mtu", "mac"]), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pktgen
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn pktgen_config_round_trips_and_reports_bad_fields() {
+    let c = ok(&sample("pktgen-ring.toml"));
+    let AppConfig::Pktgen(p) = &c.app else {
+        panic!("not pktgen: {:?}", c.app)
+    };
+    assert_eq!(p.rate, crate::pktgen::Rate::Pps(1e6));
+    assert_eq!(p.streams.len(), 2);
+    assert_eq!(p.streams[1].vlan, Some(100));
+    assert_eq!(
+        p.streams[0].size,
+        crate::pktgen::SizeSpec::Imix(vec![(64, 7), (576, 4), (1500, 1)])
+    );
+    let printed = toml::to_string(&c).unwrap();
+    assert_eq!(ok(&printed), c, "{printed}");
+
+    let base = sample("pktgen-ring.toml");
+    let e = errs(
+        &base
+            .replace("rate = \"1Mpps\"", "rate = \"0pps\"")
+            .replace("burst = 32", "burst = 0"),
+    );
+    assert!(at(&e, "app.rate").message.contains("greater than 0"));
+    assert!(at(&e, "app.burst").hint.contains("1 to"));
+    let e = errs(&base.replace("size = \"random:80-512\"", "size = 2000"));
+    assert!(at(&e, "app.streams[1].size")
+        .message
+        .contains("exceeds the maximum"));
+    let e = errs(&base.replace("size = \"random:80-512\"", "ttl = 0\nspeed = 3"));
+    assert!(at(&e, "app.streams[1].ttl").hint.contains("1 to 255"));
+    assert!(at(&e, "app.streams[1].speed")
+        .message
+        .contains("unknown field"));
+    let e = errs(&base.replace("proto = \"tcp-syn\"", "proto = \"tcp\""));
+    assert!(at(&e, "app.streams[1].proto").hint.contains("tcp-syn"));
+    // Nothing to send on.
+    let e = errs(&base.replace("tx = [\"r0:0\"]\n", ""));
+    assert!(at(&e, "lcores[0].tx")
+        .message
+        .contains("no lcore lists any"));
+    // Keys of another app.
+    let e = errs(&base.replace("burst = 32", "burst = 32\nmode = \"io\""));
+    assert!(at(&e, "app.mode")
+        .message
+        .contains("only valid for app \"l2fwd\""));
 }

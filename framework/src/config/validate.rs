@@ -189,7 +189,7 @@ pub(super) fn parse_with(text: &str, env: &Env) -> Result<Config, ConfigErrors> 
     let neighbours = x.check_neighbours(neighbours, stack.as_ref());
     let acls = x.check_acls(acls);
     let trace = trace.and_then(|t| x.check_trace(t));
-    let app = app.and_then(|a| x.check_app(a));
+    let app = app.and_then(|a| x.check_app(a, env));
     let tx = x.check_lcores(app.as_ref().and_then(|a| a.tx.as_ref()));
 
     if x.d.count() > 0 {
@@ -236,6 +236,9 @@ enum TxNeeds {
     /// The named application may send on every port (routing, ARP, ICMP), so an lcore that
     /// polls any rx queue needs a tx queue on every port.
     EveryPort(&'static str),
+    /// The application sends only on the queues listed in the lcores' explicit `tx` lists
+    /// (pktgen): nothing is assigned automatically.
+    Explicit,
 }
 
 /// State of the cross-reference checks.
@@ -632,8 +635,9 @@ impl Cross {
         }
     }
 
-    fn check_app(&mut self, raw: RawApp) -> Option<App> {
+    fn check_app(&mut self, raw: RawApp, env: &Env) -> Option<App> {
         match raw {
+            RawApp::Pktgen(p) => Some(self.check_pktgen(p, env)),
             RawApp::L2fwd(l2) => Some(self.check_l2fwd(l2)),
             RawApp::L3fwd => Some(self.check_l3fwd()),
             RawApp::UdpEcho { port, address } => Some(self.check_udp_echo(port, address)),
@@ -770,6 +774,94 @@ impl Cross {
         }
     }
 
+    fn check_pktgen(&mut self, raw: super::sections::pktgen::RawPktgen, env: &Env) -> App {
+        let mut ok = true;
+        // Something to send on.
+        if self.lcores_complete
+            && !self.lcores.is_empty()
+            && self.lcores.iter().all(|l| l.tx_ok)
+            && !self
+                .lcores
+                .iter()
+                .any(|l| l.tx.as_ref().is_some_and(|t| !t.is_empty()))
+        {
+            let q = self
+                .ports
+                .iter()
+                .find(|p| p.tx_queues.as_ref().is_some_and(|t| t.v > 0))
+                .and_then(|p| p.name.as_ref())
+                .map_or("p0".to_string(), |n| n.v.clone());
+            self.d.error(
+                &self.lcores[0].tx_at.path,
+                &self.lcores[0].tx_at.span,
+                "pktgen sends on the tx queues listed in the lcores' `tx`, and no lcore lists any",
+                format!(
+                    "add tx = [\"{q}:0\"] to {} (each queue sends the streams at `rate`)",
+                    self.lcores[0].path
+                ),
+            );
+            ok = false;
+        }
+        if let Some(cfg) = &raw.config {
+            // Every stream must fit the smallest MTU of the ports that can send.
+            let mtu = self
+                .ports
+                .iter()
+                .filter(|p| p.tx_queues.as_ref().is_none_or(|t| t.v > 0))
+                .filter_map(|p| p.mtu.as_ref().map(|m| m.v))
+                .min();
+            if let Some(mtu) = mtu {
+                for (i, s) in cfg.streams.iter().enumerate() {
+                    let spec = crate::app::pktgen::stream_spec(s, 0, [0; 6], cfg.latency);
+                    if let Err(e) = crate::pktgen::Stream::new(spec, mtu) {
+                        let at = &raw.size_at[i];
+                        let path = if e.field.starts_with("size") {
+                            at.path.clone()
+                        } else {
+                            at.path.replace(
+                                ".size",
+                                &format!(".{}", e.field.trim_start_matches("l4.")),
+                            )
+                        };
+                        self.d.error(
+                            &path,
+                            &at.span,
+                            e.problem.clone(),
+                            format!(
+                                "frame sizes include the 4-byte FCS and must fit the ports' MTU ({mtu}); sizes: {}",
+                                crate::pktgen::parse::SIZE_FORMS
+                            ),
+                        );
+                        ok = false;
+                    }
+                }
+            }
+            if let (Some(r), Some(at)) = (&cfg.replay, &raw.replay_at) {
+                let path = env.resolve(&r.file);
+                if let Err(e) = crate::app::pktgen::load_pcap(&path) {
+                    self.d.error(
+                        &at.path,
+                        &at.span,
+                        format!("cannot use pcap file {}: {e}", r.file.display()),
+                        "give a readable pcap file (Ethernet link type)",
+                    );
+                    ok = false;
+                }
+            }
+        } else {
+            ok = false;
+        }
+        let _ = &raw.app_at;
+        App {
+            config: if ok {
+                raw.config.map(AppConfig::Pktgen)
+            } else {
+                None
+            },
+            tx: Some(TxNeeds::Explicit),
+        }
+    }
+
     fn port_name(&self, i: usize) -> String {
         self.ports[i]
             .name
@@ -855,8 +947,13 @@ impl Cross {
             rx_res.push(res);
         }
 
-        // Every rx queue polled by some lcore.
-        if self.lcores_complete && !self.lcores.is_empty() && self.lcores.iter().all(|l| l.rx_ok) {
+        // Every rx queue polled by some lcore (pktgen may leave the queues of tx-only ports
+        // alone: like testpmd's txonly mode, it does not have to receive).
+        if self.lcores_complete
+            && !self.lcores.is_empty()
+            && self.lcores.iter().all(|l| l.rx_ok)
+            && !matches!(tx_needs, Some(TxNeeds::Explicit))
+        {
             for i in 0..self.ports.len() {
                 let (Some(name), Some(rxq)) = (&self.ports[i].name, &self.ports[i].rx_queues)
                 else {
@@ -936,6 +1033,7 @@ impl Cross {
                 TxNeeds::Pairs(dest) => qs.iter().map(|&(p, _)| dest[p]).collect(),
                 TxNeeds::EveryPort(_) if qs.is_empty() => BTreeSet::new(),
                 TxNeeds::EveryPort(_) => (0..self.ports.len()).collect(),
+                TxNeeds::Explicit => BTreeSet::new(),
             })
             .collect();
 
@@ -960,6 +1058,10 @@ impl Cross {
                         ),
                         TxNeeds::EveryPort(app) => format!(
                             "{} polls rx queues, so with app `{app}` it may send on every port, but its tx list has no queue on `{name}`",
+                            self.lcore_label(k)
+                        ),
+                        TxNeeds::Explicit => format!(
+                            "{} has no tx queue on `{name}`",
                             self.lcore_label(k)
                         ),
                     };
@@ -1036,6 +1138,10 @@ impl Cross {
                                             "raise {}.tx_queues to {}: with app `{app}` every lcore that polls rx queues needs its own tx queue on every port",
                                             self.ports[p].path,
                                             demand.get(&p).copied().unwrap_or(txq as usize + 1),
+                                        ),
+                                        TxNeeds::Explicit => format!(
+                                            "list {}.tx explicitly",
+                                            self.lcores[k].path
                                         ),
                                     },
                                 );

@@ -92,6 +92,8 @@
 
 pub mod analyzer;
 pub mod pacer;
+pub mod parse;
+pub mod rfc2544;
 pub mod signature;
 pub mod stream;
 

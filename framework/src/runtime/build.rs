@@ -231,5 +231,6 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         ports,
         lcores,
         trace: Some(shared.trace().clone()),
+        pktgen: shared.pktgen().cloned(),
     })
 }

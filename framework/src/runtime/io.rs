@@ -165,6 +165,21 @@ impl LcoreIo {
         }
     }
 
+    /// Transmits from the front of `pkts` on `port` now and returns how many the queue took;
+    /// the rest stay in `pkts`, in order, for the caller to retry (a generator keeps them
+    /// instead of dropping). Anything buffered for `port` goes first. Without a tx queue on
+    /// `port` nothing is sent.
+    #[inline]
+    pub fn try_send_burst(&mut self, port: u16, pkts: &mut Burst) -> usize {
+        let Some(Some(slot)) = self.tx.get_mut(port as usize) else {
+            return 0;
+        };
+        Self::flush_slot(slot, &mut self.tx_packets, &self.drops);
+        let n = slot.queue.tx_burst(pkts);
+        self.tx_packets += n as u64;
+        n
+    }
+
     /// Queues one packet for `port`; buffered packets go out at the end of the turn, or as soon
     /// as a full burst has gathered.
     #[inline]

@@ -33,6 +33,10 @@ pub trait Stage: Send {
     /// Called once per turn after the receive queues (timers, application work).
     fn poll(&mut self, _io: &mut LcoreIo) {}
 
+    /// Called once on the lcore's thread after the last turn, before the final flush (publish
+    /// final results, hand back buffered packets).
+    fn finish(&mut self, _io: &mut LcoreIo) {}
+
     /// Per-node counters, for stages that run a packet graph.
     fn graph_monitor(&self) -> Option<GraphMonitor> {
         None
@@ -209,16 +213,28 @@ impl Lcore {
     pub fn run(&mut self, stop: &AtomicBool) {
         self.ensure_init();
         while !stop.load(Ordering::Relaxed) {
+            let tx_before = self.io.tx_packets();
             let got = self.turn();
             if got == 0 {
                 // Nothing arrived: a good moment for drivers to push out what they still
                 // buffer (a file writer, a kick that failed earlier).
                 self.io.flush_drivers();
             }
-            if self.idle.after_turn(got) {
+            // A turn that transmitted (a generator, timers) is busy too: no back-off then.
+            let work = got + (self.io.tx_packets() - tx_before) as usize;
+            if self.idle.after_turn(work) {
                 self.counters.idle_sleeps.add(1);
             }
         }
+        self.finish();
+    }
+
+    /// Ends the run: lets the stage finish ([`Stage::finish`]) and flushes every queue. Called
+    /// by [`Lcore::run`]; tests that drive [`Lcore::run_turns`] call it themselves.
+    pub fn finish(&mut self) {
+        self.ensure_init();
+        self.stage.finish(&mut self.io);
         self.io.flush_drivers();
+        self.counters.tx_packets.set(self.io.tx_packets());
     }
 }

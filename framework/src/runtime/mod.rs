@@ -35,6 +35,7 @@ pub struct Runtime {
     ports: Vec<Box<dyn Port>>,
     lcores: Vec<Lcore>,
     trace: Option<Arc<TraceControl>>,
+    pktgen: Option<Arc<crate::app::pktgen::PktgenShared>>,
 }
 
 impl Runtime {
@@ -50,7 +51,19 @@ impl Runtime {
             ports,
             lcores,
             trace: None,
+            pktgen: None,
         }
+    }
+
+    /// The generator's shared state when the app is `pktgen`.
+    pub fn pktgen(&self) -> Option<&Arc<crate::app::pktgen::PktgenShared>> {
+        self.pktgen.as_ref()
+    }
+
+    /// Takes the lcores out (tests that drive them on the calling thread); the pools and ports
+    /// stay owned by the runtime.
+    pub fn take_lcores(&mut self) -> Vec<Lcore> {
+        std::mem::take(&mut self.lcores)
     }
 
     /// Starts one thread per lcore. Each registers its lcore id (for mempool caches), pins
@@ -91,6 +104,7 @@ impl Runtime {
                 trace: self.trace.clone(),
             }),
             trace: self.trace,
+            pktgen: self.pktgen,
         })
     }
 }
@@ -129,6 +143,7 @@ pub struct Running {
     threads: Vec<JoinHandle<Result<(), String>>>,
     shared: Arc<Shared>,
     trace: Option<Arc<TraceControl>>,
+    pktgen: Option<Arc<crate::app::pktgen::PktgenShared>>,
 }
 
 impl Running {
@@ -165,6 +180,11 @@ impl Running {
             }
         }
         any
+    }
+
+    /// The generator's shared state when the app is `pktgen`.
+    pub fn pktgen(&self) -> Option<&Arc<crate::app::pktgen::PktgenShared>> {
+        self.pktgen.as_ref()
     }
 
     /// The packet trace control of graph apps (arm it, read the trace).
