@@ -9,6 +9,7 @@ use super::cc::{Congestion, CongestionAlgorithm, CongestionControl};
 use super::config::{TcpConfig, MS, SEC};
 use super::isn::IsnGenerator;
 use super::rtt::RttEstimator;
+use super::sack::{BlockVerdict, Scoreboard, SCOREBOARD_RANGES};
 use super::segment::{TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
 use super::seq::Seq;
 use crate::wire::TcpFlags;
@@ -132,8 +133,15 @@ pub struct ConnectionStats {
     pub bytes_in: u64,
     /// Data segments (or FINs) sent again.
     pub retransmits: u64,
-    /// Fast retransmits (third duplicate ACK).
+    /// Fast retransmits (third duplicate ACK, or `IsLost` with SACK): loss recoveries
+    /// entered.
     pub fast_retransmits: u64,
+    /// Payload bytes sent again (every retransmission mechanism).
+    pub bytes_retransmitted: u64,
+    /// Loss recoveries run by SACK (RFC 6675) rather than NewReno.
+    pub sack_recoveries: u64,
+    /// Received SACK blocks rejected as invalid (inverted, or beyond what was sent).
+    pub sack_blocks_rejected: u64,
     /// Retransmission timer expiries.
     pub rto_expirations: u64,
     /// Duplicate ACKs received.
@@ -232,7 +240,12 @@ pub struct Connection {
     syn_retransmitted: bool,
     cc: Congestion,
     in_recovery: bool,
+    /// The recovery point (RFC 6582 `recover`, RFC 6675 `RecoveryPoint`).
     recover: Seq,
+    /// SACKed ranges above `snd_una` (RFC 6675), when SACK was negotiated.
+    sb: Scoreboard,
+    /// End of the data retransmitted in the current SACK recovery (RFC 6675 `HighRxt`).
+    high_rxt: Seq,
     recovery_cwnd: u32,
     dupacks: u32,
 
@@ -339,6 +352,8 @@ impl Connection {
             cc: Congestion::new(cfg.congestion, mss, cfg.initial_window_segments * mss),
             in_recovery: false,
             recover: iss,
+            sb: Scoreboard::new(if cfg.sack { SCOREBOARD_RANGES } else { 1 }),
+            high_rxt: iss,
             recovery_cwnd: 0,
             dupacks: 0,
             rto_at: None,
@@ -466,7 +481,7 @@ impl Connection {
 
     /// Congestion window in bytes (the inflated window during fast recovery).
     pub fn cwnd(&self) -> u32 {
-        if self.in_recovery {
+        if self.in_recovery && !self.sack_ok {
             self.recovery_cwnd
         } else {
             self.cc.cwnd()
@@ -483,9 +498,26 @@ impl Connection {
         self.cc.ssthresh()
     }
 
-    /// True during NewReno fast recovery.
+    /// True during loss recovery (SACK-based, RFC 6675, or NewReno fast recovery).
     pub fn in_recovery(&self) -> bool {
         self.in_recovery
+    }
+
+    /// The pipe estimate (RFC 6675 `SetPipe`): bytes presumed in the network. Without SACK
+    /// information it is the flight size.
+    pub fn pipe(&self) -> u32 {
+        self.sb
+            .pipe(self.snd_una, self.snd_max, self.high_rxt, self.mss)
+    }
+
+    /// Bytes the peer has selectively acknowledged above `SND.UNA`.
+    pub fn sacked_bytes(&self) -> u32 {
+        self.sb.sacked_bytes()
+    }
+
+    /// Ranges in the SACK scoreboard (at most a fixed bound).
+    pub fn sack_scoreboard_len(&self) -> usize {
+        self.sb.len()
     }
 
     /// The peer's receive window (scaled), bytes.
@@ -735,6 +767,9 @@ impl Connection {
                 let flight = self.snd_max.since(self.snd_una);
                 self.cc.on_rto(flight, now);
                 self.in_recovery = false;
+                // RFC 6675 §5.1: the SACK information may be stale (reneging); start over.
+                self.sb.clear();
+                self.high_rxt = self.snd_una;
                 self.dupacks = 0;
                 self.recover = self.snd_max;
                 self.snd_nxt = self.snd_una;
@@ -1103,16 +1138,23 @@ impl Connection {
             }
             _ => {}
         }
-        if self.rtx_pending {
-            self.rtx_pending = false;
-            if let Some(s) = self.retransmit_head(now) {
+        if self.in_recovery && self.sack_ok {
+            if let Some(s) = self.sack_next_segment(now) {
+                self.probe_pending = false;
                 return Some(s);
             }
-        }
-        if let Some(s) = self.send_data(now) {
-            // Data draws an ACK from the peer just as a probe would.
-            self.probe_pending = false;
-            return Some(s);
+        } else {
+            if self.rtx_pending {
+                self.rtx_pending = false;
+                if let Some(s) = self.retransmit_at(self.snd_una, self.snd_max, now) {
+                    return Some(s);
+                }
+            }
+            if let Some(s) = self.send_data(now, None) {
+                // Data draws an ACK from the peer just as a probe would.
+                self.probe_pending = false;
+                return Some(s);
+            }
         }
         if self.probe_pending {
             self.probe_pending = false;
@@ -1220,10 +1262,57 @@ impl Connection {
         self.last_ack_sent = self.rcv_nxt;
     }
 
-    fn send_data(&mut self, now: u64) -> Option<(TcpHeader, usize, usize)> {
+    /// `NextSeg` and the transmission loop of SACK-based loss recovery (RFC 6675 §4, §5):
+    /// the first retransmission goes at once; after it, segments go while
+    /// `cwnd − pipe ≥ SMSS`: (1) the first lost hole above `HighRxt`, (2) new data, (3) a
+    /// hole not yet deemed lost below the highest SACKed byte. (The optional rescue
+    /// retransmission, rule 4, is not implemented: a lost tail waits for the RTO.)
+    fn sack_next_segment(&mut self, now: u64) -> Option<(TcpHeader, usize, usize)> {
+        if !self.send_state() {
+            return None;
+        }
+        if std::mem::take(&mut self.rtx_pending) {
+            // RFC 6675 §5 step (4.3): the segment at HighACK + 1, whatever the pipe.
+            let end = self
+                .sb
+                .next_sacked_after(self.snd_una)
+                .unwrap_or(self.snd_max);
+            if let Some(s) = self.retransmit_at(self.snd_una, end, now) {
+                return Some(s);
+            }
+        }
+        let pipe = self.pipe();
+        let cwnd = self.cc.cwnd();
+        let room = cwnd.saturating_sub(pipe);
+        if room < self.mss {
+            return None;
+        }
+        let from = self.high_rxt.max(self.snd_una);
+        let hole = self.sb.next_hole(from, self.snd_una, self.mss);
+        if let Some(h) = hole.filter(|h| h.lost) {
+            return self.retransmit_at(h.start, h.end, now);
+        }
+        if let Some(s) = self.send_data(now, Some(room)) {
+            return Some(s);
+        }
+        if let Some(h) = hole {
+            return self.retransmit_at(h.start, h.end, now);
+        }
+        None
+    }
+
+    /// New data (or, after a timeout, go-back-N retransmission) within the windows. `budget`
+    /// replaces the congestion window's room during SACK recovery (`cwnd − pipe`).
+    fn send_data(&mut self, now: u64, budget: Option<u32>) -> Option<(TcpHeader, usize, usize)> {
         let force = std::mem::take(&mut self.force_send);
         if !self.send_state() {
             return None;
+        }
+        if self.snd_nxt.lt(self.snd_max) {
+            // Go-back-N after a timeout skips what the peer has SACKed since.
+            if let Some(end) = self.sb.sacked_end_at(self.snd_nxt) {
+                self.snd_nxt = end.min(self.snd_max);
+            }
         }
         let off = self.snd_nxt.since(self.sbuf_seq) as usize;
         if off > self.sbuf.len() {
@@ -1243,8 +1332,10 @@ impl Connection {
             }
         }
         let max_seg = self.max_payload() as usize;
-        let wnd = self.snd_wnd.min(self.cwnd());
-        let mut usable = wnd.saturating_sub(in_flight) as usize;
+        let mut usable = match budget {
+            Some(room) => self.snd_wnd.saturating_sub(in_flight).min(room) as usize,
+            None => self.snd_wnd.min(self.cwnd()).saturating_sub(in_flight) as usize,
+        };
         if retransmission && in_flight == 0 {
             // The first segment after a timeout goes even into a closed window.
             usable = usable.max(max_seg);
@@ -1252,7 +1343,13 @@ impl Connection {
         if force {
             usable = usable.max((self.snd_wnd as usize).min(max_seg));
         }
-        let len = unsent.min(max_seg).min(usable);
+        let mut len = unsent.min(max_seg).min(usable);
+        if retransmission {
+            // Stop at the next SACKed range.
+            if let Some(next) = self.sb.next_sacked_after(self.snd_nxt) {
+                len = len.min(next.since(self.snd_nxt) as usize);
+            }
+        }
         let fin = self.fin_queued && off + len == self.sbuf.len();
         if len == 0 && !fin {
             return None;
@@ -1277,6 +1374,7 @@ impl Connection {
         let h = self.header(seq, flags, now);
         if retransmission {
             self.stats.retransmits += 1;
+            self.stats.bytes_retransmitted += len as u64;
             self.rtt_probe = None;
         } else if !self.ts_ok && self.rtt_probe.is_none() && len > 0 {
             self.rtt_probe = Some((seq + len as u32, now));
@@ -1293,17 +1391,23 @@ impl Connection {
         Some((h, off, len))
     }
 
-    /// Fast retransmit / NewReno partial ACK: the first unacknowledged segment again.
-    fn retransmit_head(&mut self, now: u64) -> Option<(TcpHeader, usize, usize)> {
-        if self.snd_una == self.snd_max {
+    /// Sends again (at most one segment of) the sent data `[seq, end)`, `seq` at or above
+    /// `SND.UNA`: the fast retransmit, a NewReno partial ACK's hole, or a SACK hole. A FIN
+    /// that was sent goes along when the range reaches it. Advances `HighRxt`.
+    fn retransmit_at(&mut self, seq: Seq, end: Seq, now: u64) -> Option<(TcpHeader, usize, usize)> {
+        if self.snd_una == self.snd_max || seq.lt(self.snd_una) || !seq.lt(end) {
             return None;
         }
-        let off = self.snd_una.since(self.sbuf_seq) as usize;
+        let end = end.min(self.snd_max);
+        if !seq.lt(end) {
+            return None;
+        }
+        let off = seq.since(self.sbuf_seq) as usize;
         let avail = self.sbuf.len().saturating_sub(off);
-        let sent = avail.min(self.snd_max.since(self.snd_una) as usize);
+        let sent = avail.min(end.since(seq) as usize);
         let len = sent.min(self.max_payload() as usize);
         let fin_sent = self.fin_queued && self.snd_max.gt(self.fin_seq());
-        let fin = fin_sent && off + len == self.sbuf.len();
+        let fin = fin_sent && off + len == self.sbuf.len() && (seq + len as u32).lt(end);
         if len == 0 && !fin {
             return None;
         }
@@ -1311,13 +1415,17 @@ impl Connection {
         if fin {
             flags |= TcpFlags::FIN;
         }
-        let h = self.header(self.snd_una, flags, now);
+        let h = self.header(seq, flags, now);
         self.stats.retransmits += 1;
         self.stats.bytes_out += len as u64;
+        self.stats.bytes_retransmitted += len as u64;
         self.rtt_probe = None;
-        let end = self.snd_una + len as u32 + fin as u32;
-        if self.snd_nxt.lt(end) {
-            self.snd_nxt = end;
+        let seg_end = seq + len as u32 + fin as u32;
+        if self.snd_nxt.lt(seg_end) {
+            self.snd_nxt = seg_end;
+        }
+        if self.high_rxt.lt(seg_end) {
+            self.high_rxt = seg_end;
         }
         if self.rto_at.is_none() {
             self.rto_at = Some(now + self.rtt.rto());
@@ -1621,7 +1729,8 @@ impl Connection {
         self.probes_unanswered = 0;
         let wnd = (seg.window as u32) << self.snd_wscale;
         let mut fin_acked = false;
-        if ack.gt(self.snd_una) {
+        let advanced = ack.gt(self.snd_una);
+        if advanced {
             let acked = ack.since(self.snd_una);
             let data_acked = if ack.gt(self.sbuf_seq) {
                 (ack.since(self.sbuf_seq) as usize).min(self.sbuf.len())
@@ -1638,13 +1747,21 @@ impl Connection {
             self.take_rtt_sample(seg, now);
             self.retries = 0;
             let mss = self.mss;
+            self.sb.advance(ack);
+            if self.high_rxt.lt(ack) {
+                self.high_rxt = ack;
+            }
             if self.in_recovery {
                 if ack.ge(self.recover) {
-                    // Full ACK: leave fast recovery (RFC 6582 §3.2 step 3, option 1).
+                    // Full ACK: leave recovery (RFC 6582 §3.2 step 3, option 1; RFC 6675
+                    // §5 leaves cwnd at ssthresh, which this bounds by the flight too).
                     self.in_recovery = false;
                     let flight = self.snd_max.since(self.snd_una);
                     let ss = self.cc.ssthresh();
                     self.cc.set_cwnd(ss.min(flight.max(mss) + mss));
+                } else if self.sack_ok {
+                    // Partial ACK in SACK recovery: the scoreboard and pipe drive what goes
+                    // next (RFC 6675 §5 step C).
                 } else {
                     // Partial ACK: retransmit the next hole and deflate (step 5).
                     self.rtx_pending = true;
@@ -1667,6 +1784,12 @@ impl Connection {
                 self.want_writable = false;
                 self.events |= EV_WRITABLE;
             }
+        }
+        if self.sack_ok {
+            self.update_scoreboard(seg);
+        }
+        if advanced {
+            // Handled above.
         } else if ack == self.snd_una
             && seg.payload.is_empty()
             && !seg.has(TcpFlags::FIN)
@@ -1674,6 +1797,18 @@ impl Connection {
             && self.snd_max != self.snd_una
         {
             self.on_dupack(now);
+        }
+        // SACK loss detection (RFC 6675 §5): enough SACKed above SND.UNA marks it lost even
+        // before three duplicate ACKs (or when window updates keep ACKs from counting).
+        if self.sack_ok
+            && !self.in_recovery
+            && self.snd_una.ge(self.recover)
+            && self.snd_una != self.snd_max
+            && !self.sb.is_empty()
+            && self.sb.is_lost(self.snd_una, self.mss)
+            && self.send_state()
+        {
+            self.enter_recovery(now);
         }
         // Window update, only from a newer segment (RFC 9293 §3.10.7.4).
         if self.snd_wl1.lt(seg.seq) || (self.snd_wl1 == seg.seq && self.snd_wl2.le(ack)) {
@@ -1708,17 +1843,39 @@ impl Connection {
         self.dupacks += 1;
         self.stats.dupacks_in += 1;
         if self.in_recovery {
-            // Each further duplicate means a segment left the network (RFC 6582 step 4).
-            self.recovery_cwnd = self.recovery_cwnd.saturating_add(self.mss);
+            if !self.sack_ok {
+                // Each further duplicate means a segment left the network (RFC 6582
+                // step 4). (SACK recovery counts the pipe instead.)
+                self.recovery_cwnd = self.recovery_cwnd.saturating_add(self.mss);
+            }
         } else if self.dupacks == 3 && self.snd_una.ge(self.recover) {
-            // Fast retransmit, then fast recovery (RFC 6582 §3.2 step 2).
-            self.recover = self.snd_max;
-            let flight = self.snd_max.since(self.snd_una);
-            self.cc.on_congestion_event(flight, now);
-            self.in_recovery = true;
-            self.recovery_cwnd = self.cc.cwnd() + 3 * self.mss;
-            self.rtx_pending = true;
-            self.stats.fast_retransmits += 1;
+            self.enter_recovery(now);
+        }
+    }
+
+    /// Fast retransmit, then loss recovery: RFC 6675 with SACK (`RecoveryPoint = HighData`,
+    /// `HighRxt = HighACK`), RFC 6582 NewReno fast recovery without (§3.2 step 2).
+    fn enter_recovery(&mut self, now: u64) {
+        self.recover = self.snd_max;
+        let flight = self.snd_max.since(self.snd_una);
+        self.cc.on_congestion_event(flight, now);
+        self.in_recovery = true;
+        self.recovery_cwnd = self.cc.cwnd() + 3 * self.mss;
+        self.high_rxt = self.snd_una;
+        self.rtx_pending = true;
+        self.stats.fast_retransmits += 1;
+        if self.sack_ok {
+            self.stats.sack_recoveries += 1;
+        }
+    }
+
+    /// Records the segment's SACK blocks (validated against `[SND.UNA, SND.MAX)`).
+    fn update_scoreboard(&mut self, seg: &TcpSegment<'_>) {
+        for &(l, r) in seg.options.sack_blocks.as_slice() {
+            match self.sb.add(Seq(l), Seq(r), self.snd_una, self.snd_max) {
+                BlockVerdict::Used | BlockVerdict::Old => {}
+                BlockVerdict::Invalid => self.stats.sack_blocks_rejected += 1,
+            }
         }
     }
 

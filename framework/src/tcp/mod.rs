@@ -36,8 +36,18 @@
 //! * Fixed send and receive rings allocated with the connection; out-of-order data is stored
 //!   in the receive ring itself, tracked by a bounded list of ranges, bounded in bytes.
 //! * RTO per RFC 6298 (min 200 ms by default, max 60 s, Karn's rule, backoff), fast
-//!   retransmit on the third duplicate ACK and NewReno fast recovery (RFC 6582) over a
-//!   [`CongestionControl`] trait; initial window 10 segments (RFC 6928).
+//!   retransmit on the third duplicate ACK, over a [`CongestionControl`] trait; initial
+//!   window 10 segments (RFC 6928).
+//! * SACK-based loss recovery (RFC 6675) when SACK was negotiated: a scoreboard of SACKed
+//!   ranges with a fixed capacity (32 ranges, allocated with the connection; received
+//!   blocks are validated against `[SND.UNA, SND.MAX]` and invalid ones counted),
+//!   `IsLost` (DupThresh 3: more than 2·SMSS bytes or 3 ranges SACKed above), recovery
+//!   entered on the third duplicate ACK or as soon as `IsLost(SND.UNA)`, the pipe
+//!   estimate, `NextSeg` rules 1–3 (lost holes, new data, other holes) sent while
+//!   `cwnd − pipe ≥ SMSS`, the recovery point, and only holes retransmitted. A timeout
+//!   clears the scoreboard (§5.1); go-back-N after it skips ranges SACKed since. Without
+//!   SACK, NewReno fast recovery (RFC 6582). No rescue retransmission (rule 4), RACK or
+//!   D-SACK undo.
 //! * Congestion control chosen per connection (or listener) by
 //!   [`TcpConfig::congestion`]: NewReno, or [`Cubic`] (RFC 9438: β = 0.7, C = 0.4, the
 //!   Reno-friendly region, fast convergence, `K = 0` epoch after a timeout, epoch restart
@@ -67,6 +77,7 @@ mod conn;
 mod isn;
 mod listener;
 mod rtt;
+mod sack;
 mod segment;
 mod seq;
 

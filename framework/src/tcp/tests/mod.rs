@@ -3,6 +3,7 @@
 
 mod close;
 mod handshake;
+mod sack;
 mod security;
 mod timers;
 mod transfer;

@@ -6,15 +6,15 @@ use super::*;
 use crate::tcp::sim::{LinkConfig, Sim};
 use crate::tcp::SEC;
 
-struct Bulk {
-    sim: Sim,
-    elapsed: u64,
+pub(super) struct Bulk {
+    pub sim: Sim,
+    pub elapsed: u64,
     max_in_flight: u32,
 }
 
 /// Sends `total` bytes from A to B, then FIN; returns once B has read everything and the
 /// FIN. Panics unless it completes within `bound` of virtual time with identical bytes.
-fn bulk(
+pub(super) fn bulk(
     seed: u64,
     link: LinkConfig,
     total: usize,
@@ -452,7 +452,7 @@ fn cubic_bulk_with_every_impairment() {
         corrupt: 0.01,
         ..LinkConfig::default()
     };
-    let r = bulk(202, link, MB, &cfg, &cfg, 10 * SEC);
+    let r = bulk(202, link, MB, &cfg, &cfg, 5 * SEC);
     eprintln!(
         "cubic all impairments: {} ms, {:?}",
         r.elapsed / MS,
