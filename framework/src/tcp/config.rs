@@ -33,10 +33,13 @@ impl Default for Keepalive {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum BacklogFullPolicy {
-    /// Drop the SYN and count it; the client retransmits. (SYN cookies, RFC 4987 §3.6, are
-    /// the planned second policy.)
-    #[default]
+    /// Drop the SYN and count it; the client retransmits.
     Drop,
+    /// Answer with a SYN cookie (RFC 4987 §3.6) and keep no state; a valid returning ACK
+    /// creates the connection. Window scaling and SACK survive only when the client uses
+    /// timestamps (they are encoded in TSval); otherwise the connection runs without them.
+    #[default]
+    SynCookies,
 }
 
 /// Parameters of a connection. Times are nanoseconds, sizes bytes.
@@ -123,7 +126,7 @@ impl Default for TcpConfig {
             max_ooo_ranges: 8,
             challenge_ack_limit: 1000,
             congestion: CongestionAlgorithm::NewReno,
-            backlog_full: BacklogFullPolicy::Drop,
+            backlog_full: BacklogFullPolicy::SynCookies,
         }
     }
 }

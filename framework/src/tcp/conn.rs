@@ -238,6 +238,9 @@ pub struct Connection {
     rtt_probe: Option<(Seq, u64)>,
     syn_sends: u32,
     syn_retransmitted: bool,
+    /// Created from a SYN cookie: the handshake ACK's TSecr echoes the option bits, not a
+    /// clean TSval, so it gives no RTT sample.
+    from_cookie: bool,
     cc: Congestion,
     in_recovery: bool,
     /// The recovery point (RFC 6582 `recover`, RFC 6675 `RecoveryPoint`).
@@ -349,6 +352,7 @@ impl Connection {
             rtt_probe: None,
             syn_sends: 0,
             syn_retransmitted: false,
+            from_cookie: false,
             cc: Congestion::new(cfg.congestion, mss, cfg.initial_window_segments * mss),
             in_recovery: false,
             recover: iss,
@@ -424,6 +428,53 @@ impl Connection {
         c.snd_wl1 = syn.seq;
         c.snd_wl2 = c.iss;
         c.stats.segments_in = 1;
+        Some(c)
+    }
+
+    /// A connection rebuilt from a validated SYN cookie (what [`Listener`](super::Listener)
+    /// does with the returning ACK): SYN-RECEIVED with our SYN-ACK (ISN `iss`) already sent
+    /// and the peer's ISN `irs`; `opts` are the options recovered from the cookie (MSS,
+    /// window scale, SACK-permitted, and timestamps with the ACK's TSval). Feed it the ACK
+    /// next with [`on_segment`](Self::on_segment).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn from_cookie(
+        cfg: &TcpConfig,
+        isn: &IsnGenerator,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: Seq,
+        irs: Seq,
+        opts: TcpOptions,
+        now: u64,
+    ) -> Option<Self> {
+        let syn = TcpSegment {
+            header: TcpHeader {
+                src_port: remote.port(),
+                dst_port: local.port(),
+                seq: irs,
+                ack: Seq(0),
+                flags: TcpFlags::SYN,
+                window: 0,
+                options: opts,
+            },
+            payload: &[],
+        };
+        let mut c = Self::accept_syn(cfg, isn, local, remote, &syn, now)?;
+        c.iss = iss;
+        c.snd_una = iss;
+        c.snd_nxt = iss + 1;
+        c.snd_max = iss + 1;
+        c.sbuf_seq = iss + 1;
+        c.snd_wl2 = iss;
+        c.snd_sml = iss;
+        c.recover = iss;
+        c.high_rxt = iss;
+        c.syn_sends = 1;
+        c.from_cookie = true;
+        // The window our SYN-ACK offered (never scaled).
+        c.rcv_adv = c.rcv_nxt + c.rbuf.free().min(0xffff) as u32;
+        c.stats.segments_in = 0;
+        c.stats.segments_out = 1;
         Some(c)
     }
 
@@ -1693,6 +1744,9 @@ impl Connection {
     }
 
     fn take_rtt_sample(&mut self, seg: &TcpSegment<'_>, now: u64) {
+        if std::mem::take(&mut self.from_cookie) {
+            return;
+        }
         let mut sample = None;
         if self.ts_ok {
             if let Some(ts) = seg.options.timestamps.filter(|t| t.tsecr != 0) {

@@ -3,9 +3,10 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::config::{BacklogFullPolicy, TcpConfig};
-use super::conn::{Connection, State};
+use super::conn::{Connection, State, DEFAULT_MSS};
+use super::cookie::{self, COOKIE_PERIOD};
 use super::isn::IsnGenerator;
-use super::segment::{reset_for, TcpHeader, TcpSegment, Transmit};
+use super::segment::{reset_for, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
 use crate::wire::TcpFlags;
 
 /// Listener counters.
@@ -13,8 +14,18 @@ use crate::wire::TcpFlags;
 pub struct ListenerStats {
     /// SYNs that created a connection.
     pub syns_accepted: u64,
-    /// SYNs dropped because the backlog was full.
+    /// SYNs dropped because the backlog was full (policy `Drop`), and valid cookie ACKs
+    /// dropped because the backlog was full of accepted-but-unclaimed connections.
     pub syns_dropped_backlog_full: u64,
+    /// SYN-ACKs sent with a SYN cookie (backlog full, policy `SynCookies`).
+    pub syn_cookies_sent: u64,
+    /// Connections created from a valid cookie ACK.
+    pub syn_cookies_accepted: u64,
+    /// ACKs that failed cookie validation (forged, stale, malformed option bits) while
+    /// cookies were in use; each is answered with a reset.
+    pub syn_cookies_rejected: u64,
+    /// Half-open (SYN-RECEIVED) connections dropped to make room for a cookie connection.
+    pub pending_evicted: u64,
     /// Connections handed to the application by [`Listener::accept`].
     pub accepted: u64,
     /// Pending connections that ended before being accepted (reset, timed out).
@@ -48,6 +59,8 @@ pub struct Listener {
     backlog: usize,
     pending: Vec<Connection>,
     replies: Vec<(Ipv4Addr, Ipv4Addr, TcpHeader)>,
+    /// When the last cookie was sent: cookie ACKs are checked only for two periods after.
+    last_cookie_at: Option<u64>,
     stats: ListenerStats,
 }
 
@@ -62,6 +75,7 @@ impl Listener {
             backlog,
             pending: Vec::with_capacity(backlog),
             replies: Vec::with_capacity(REPLY_QUEUE),
+            last_cookie_at: None,
             stats: ListenerStats::default(),
         }
     }
@@ -103,8 +117,13 @@ impl Listener {
             return;
         }
         if seg.has(TcpFlags::ACK) {
+            if !seg.has(TcpFlags::SYN) && self.cookies_recent(now) {
+                if self.cookie_ack(src, dst, seg, now) {
+                    return;
+                }
+                self.stats.syn_cookies_rejected += 1;
+            }
             // No connection for this ACK: answer with a reset (RFC 9293 §3.10.7.2).
-            // SYN cookies will validate such an ACK here first.
             self.reply(src, dst, seg);
             return;
         }
@@ -123,12 +142,131 @@ impl Listener {
         }
     }
 
-    /// The backlog-full hook. The only policy now is to drop (the peer retransmits its SYN);
-    /// SYN cookies (RFC 4987 §3.6) will answer statelessly here instead.
-    fn backlog_full(&mut self, _src: Ipv4Addr, _dst: Ipv4Addr, _seg: &TcpSegment<'_>, _now: u64) {
+    /// A SYN found the backlog full: drop it (the peer retransmits), or answer with a SYN
+    /// cookie without keeping any state.
+    fn backlog_full(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpSegment<'_>, now: u64) {
         match self.cfg.backlog_full {
             BacklogFullPolicy::Drop => self.stats.syns_dropped_backlog_full += 1,
+            BacklogFullPolicy::SynCookies => self.send_cookie(src, dst, seg, now),
         }
+    }
+
+    fn cookies_recent(&self, now: u64) -> bool {
+        self.cfg.backlog_full == BacklogFullPolicy::SynCookies
+            && self
+                .last_cookie_at
+                .is_some_and(|t| now.saturating_sub(t) < 2 * COOKIE_PERIOD)
+    }
+
+    /// The stateless SYN-ACK (RFC 4987 §3.6): the ISN is the cookie; with timestamps the
+    /// client's window scale and SACK-permitted ride in TSval; without, only MSS is offered.
+    fn send_cookie(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpSegment<'_>, now: u64) {
+        let local = SocketAddrV4::new(dst, self.local.port());
+        let remote = SocketAddrV4::new(src, seg.src_port);
+        let peer_mss = seg.options.mss.unwrap_or(DEFAULT_MSS);
+        let iss = cookie::make_isn(
+            &self.isn,
+            local,
+            remote,
+            seg.seq,
+            cookie::mss_index(peer_mss),
+            now,
+        );
+        let mut options = TcpOptions {
+            mss: Some(self.cfg.mss),
+            ..Default::default()
+        };
+        if let (true, Some(ts)) = (self.cfg.timestamps, seg.options.timestamps) {
+            let peer_ws = seg.options.wscale.filter(|_| self.cfg.window_scaling);
+            let sack = self.cfg.sack && seg.options.sack_permitted;
+            let clock = cookie::ts_now(&self.isn, local, remote, now);
+            options.timestamps = Some(Timestamps {
+                tsval: cookie::encode_tsval(clock, peer_ws, sack),
+                tsecr: ts.tsval,
+            });
+            options.wscale = peer_ws.map(|_| self.cfg.wscale());
+            options.sack_permitted = sack;
+        }
+        let header = TcpHeader {
+            src_port: local.port(),
+            dst_port: remote.port(),
+            seq: iss,
+            ack: seg.seq + 1,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            // A SYN's window is never scaled; the connection's receive ring will be empty.
+            window: self.cfg.recv_buffer.min(0xffff) as u16,
+            options,
+        };
+        self.last_cookie_at = Some(now);
+        if self.replies.len() < REPLY_QUEUE {
+            self.replies.push((dst, src, header));
+            self.stats.syn_cookies_sent += 1;
+        } else {
+            self.stats.replies_dropped += 1;
+        }
+    }
+
+    /// Validates an ACK as the third segment of a cookie handshake and, when genuine,
+    /// creates the connection from it. False when it is not a valid cookie.
+    fn cookie_ack(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpSegment<'_>, now: u64) -> bool {
+        let local = SocketAddrV4::new(dst, self.local.port());
+        let remote = SocketAddrV4::new(src, seg.src_port);
+        let iss = seg.ack - 1;
+        let irs = seg.seq - 1;
+        let Some(mss) = cookie::check_isn(&self.isn, local, remote, irs, iss, now) else {
+            return false;
+        };
+        let mut opts = TcpOptions {
+            mss: Some(mss),
+            ..Default::default()
+        };
+        if let (true, Some(ts)) = (self.cfg.timestamps, seg.options.timestamps) {
+            let Some((wscale, sack)) = cookie::decode_tsecr(ts.tsecr) else {
+                return false;
+            };
+            if (wscale.is_some() && !self.cfg.window_scaling) || (sack && !self.cfg.sack) {
+                return false;
+            }
+            opts.wscale = wscale;
+            opts.sack_permitted = sack;
+            opts.timestamps = Some(Timestamps {
+                tsval: ts.tsval,
+                tsecr: 0,
+            });
+        }
+        let Some(mut c) =
+            Connection::from_cookie(&self.cfg, &self.isn, local, remote, iss, irs, opts, now)
+        else {
+            return false;
+        };
+        c.on_segment(seg, now);
+        if !c.state().is_synchronized() {
+            return false;
+        }
+        if self.pending.len() >= self.backlog {
+            // Make room by dropping the oldest half-open connection: under a flood those
+            // are the attacker's (a genuine client whose entry goes gets a reset for its
+            // ACK, as its ISN is no cookie).
+            match self
+                .pending
+                .iter()
+                .position(|p| p.state() == State::SynReceived)
+            {
+                Some(i) => {
+                    self.pending.remove(i);
+                    self.stats.pending_evicted += 1;
+                }
+                None => {
+                    // Only established connections waiting for accept: the client will
+                    // retransmit (its data, or nothing: then it times out).
+                    self.stats.syns_dropped_backlog_full += 1;
+                    return true;
+                }
+            }
+        }
+        self.stats.syn_cookies_accepted += 1;
+        self.pending.push(c);
+        true
     }
 
     fn reply(&mut self, src: Ipv4Addr, dst: Ipv4Addr, seg: &TcpSegment<'_>) {

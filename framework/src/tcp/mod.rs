@@ -33,6 +33,14 @@
 //! * MSS (536 when absent), window scaling and timestamps (RFC 7323: PAWS, RTT from TSecr),
 //!   SACK-permitted and SACK block generation (RFC 2018; 3 blocks with timestamps, 4
 //!   without, the most recent first).
+//! * SYN cookies (RFC 4987 §3.6), the default [`BacklogFullPolicy`]: with its backlog full a
+//!   listener answers SYNs statelessly — the ISN carries 5 bits of a 64 s counter, a 3-bit
+//!   MSS index ([`MSS_TABLE`]) and 24 bits of SipHash over the 4-tuple, the client's ISN,
+//!   the counter and the index; with timestamps, the client's window scale and
+//!   SACK-permitted ride in the low 6 bits of TSval (as Linux), without them they are lost.
+//!   A returning ACK is checked (current and previous counter) for two periods after the
+//!   last cookie; a valid one creates the connection (evicting the oldest half-open one if
+//!   the backlog is still full), a forged or stale one is counted and reset.
 //! * Fixed send and receive rings allocated with the connection; out-of-order data is stored
 //!   in the receive ring itself, tracked by a bounded list of ranges, bounded in bytes.
 //! * RTO per RFC 6298 (min 200 ms by default, max 60 s, Karn's rule, backoff), fast
@@ -69,11 +77,16 @@
 //! * Payload on SYN or SYN-ACK segments is ignored (the peer retransmits it); URG is not
 //!   supported (urgent bytes are ordinary data).
 //! * The challenge-ACK limit is per connection (a global one belongs to the glue).
+//! * One backlog bound covers half-open and unaccepted connections, so a connection built
+//!   from a cookie takes the slot of the oldest half-open one; when every slot holds an
+//!   established connection the application has not accepted, the cookie ACK is dropped
+//!   (counted) and the client's retransmissions retry.
 
 mod buffer;
 mod cc;
 mod config;
 mod conn;
+mod cookie;
 mod isn;
 mod listener;
 mod rtt;
@@ -91,6 +104,7 @@ pub use cc::{
 };
 pub use config::{BacklogFullPolicy, Keepalive, TcpConfig, MS, SEC};
 pub use conn::{Connection, ConnectionStats, Event, State, DEFAULT_MSS};
+pub use cookie::{COOKIE_PERIOD, MSS_TABLE};
 pub use isn::{siphash24, IsnGenerator};
 pub use listener::{Listener, ListenerStats};
 pub use rtt::RttEstimator;

@@ -236,7 +236,10 @@ fn syn_sent_rejects_a_bad_ack_with_a_reset() {
 
 #[test]
 fn listener_backlog_full_drops_syns() {
-    let cfg = TcpConfig::default();
+    let cfg = TcpConfig {
+        backlog_full: crate::tcp::BacklogFullPolicy::Drop,
+        ..TcpConfig::default()
+    };
     let mut sim = Sim::symmetric(4, LinkConfig::default());
     sim.hosts[1].listener = Some(Listener::new(&cfg, isn(), addr_b(), 2));
     sim.hosts[1].auto_accept = false;

@@ -2,6 +2,7 @@
 //! (`super::sim`) for whole conversations in virtual time.
 
 mod close;
+mod cookies;
 mod handshake;
 mod sack;
 mod security;
