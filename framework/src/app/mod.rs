@@ -1,5 +1,6 @@
 //! Applications: the [`Stage`] implementations that lcores run, chosen by `[app]` in the
-//! config. `l2fwd` is a plain stage; `l3fwd` and `udp-echo` run the L2/L3 stack graph.
+//! config. `l2fwd` is a plain stage; `l3fwd`, `udp-echo` and `tcp-echo` run the L2/L3 stack
+//! graph (TCP apps inside its `tcp-input` node).
 
 pub mod http;
 pub mod l2fwd;
@@ -13,8 +14,10 @@ use crate::mem::Mempool;
 use crate::port::{MacAddr, PortInfo};
 use crate::runtime::{RuntimeError, Stage};
 use crate::stack::nodes::{UdpBinding, UdpEcho};
-use crate::stack::setup::{build_graph, env_from_config, UdpApps};
+use crate::stack::setup::{build_graph_with_tcp, env_from_config, TcpApps, UdpApps};
+use crate::stack::tcp::{LayerParams, TcpEcho};
 use crate::stack::StackEnv;
+use crate::tcp::{CongestionAlgorithm, TcpConfig};
 
 /// What every lcore's stage is built from: built once per data plane.
 pub struct AppShared {
@@ -57,7 +60,7 @@ pub fn prepare(
     };
     let stack = match cfg.app {
         AppConfig::L2fwd(_) | AppConfig::Pktgen(_) => None,
-        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => Some(
+        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) | AppConfig::TcpEcho(_) => Some(
             env_from_config(cfg, ports, pools).map_err(|e| RuntimeError::Stack(e.to_string()))?,
         ),
     };
@@ -132,7 +135,7 @@ pub fn make_stage(
                 &shared.pools,
             )?))
         }
-        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) => {
+        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) | AppConfig::TcpEcho(_) => {
             let env = shared
                 .stack
                 .as_ref()
@@ -148,9 +151,43 @@ pub fn make_stage(
                 },
                 _ => UdpApps::default(),
             };
-            let graph = build_graph(env, lcore, udp, &cfg.acls, shared.trace.clone())
+            let tcp = match &cfg.app {
+                AppConfig::TcpEcho(e) => tcp_echo_apps(e),
+                _ => TcpApps::default(),
+            };
+            let graph = build_graph_with_tcp(env, lcore, udp, tcp, &cfg.acls, shared.trace.clone())
                 .map_err(|e| RuntimeError::Stack(e.to_string()))?;
             Ok(Box::new(GraphStage::new(graph)))
         }
+    }
+}
+
+/// The TCP side of `tcp-echo`: one echo app listening on every configured port.
+pub fn tcp_echo_apps(e: &crate::config::TcpEchoConfig) -> TcpApps {
+    let cfg = TcpConfig {
+        send_buffer: e.send_buffer as usize,
+        recv_buffer: e.recv_buffer as usize,
+        max_ooo_bytes: e.recv_buffer as usize,
+        nodelay: e.nodelay,
+        congestion: match e.congestion {
+            crate::config::TcpCongestion::Newreno => CongestionAlgorithm::NewReno,
+        },
+        ..TcpConfig::default()
+    };
+    let addr = e.address.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+    TcpApps {
+        cfg,
+        params: LayerParams {
+            max_connections: e.max_connections as usize,
+            max_time_wait: e.max_time_wait as usize,
+            backlog: e.backlog as usize,
+            ..LayerParams::default()
+        },
+        apps: vec![Box::new(TcpEcho::default())],
+        listen: e
+            .ports
+            .iter()
+            .map(|&p| (std::net::SocketAddrV4::new(addr, p), 0))
+            .collect(),
     }
 }

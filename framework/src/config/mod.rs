@@ -620,6 +620,40 @@ pub struct PktgenConfig {
     pub replay: Option<ReplayConfig>,
 }
 
+/// Congestion control of TCP connections (`congestion` in TCP apps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpCongestion {
+    /// NewReno (RFC 5681, RFC 6582).
+    Newreno,
+}
+
+/// Options of the `tcp-echo` application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TcpEchoConfig {
+    /// TCP ports to listen on, each 1..=65535, no duplicates (default `[7]`).
+    pub ports: Vec<u16>,
+    /// The local address to listen on (one of the ports' `ipv4` addresses); `None`: every
+    /// local address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Ipv4Addr>,
+    /// Send buffer per connection in bytes, 1024..=1073741824 (default 262144).
+    pub send_buffer: u32,
+    /// Receive buffer (largest advertised window) per connection in bytes,
+    /// 1024..=1073741824 (default 262144).
+    pub recv_buffer: u32,
+    /// Congestion control (default `"newreno"`).
+    pub congestion: TcpCongestion,
+    /// Disable Nagle's algorithm (default false).
+    pub nodelay: bool,
+    /// Connections per lcore, every state included, 1..=1048576 (default 4096).
+    pub max_connections: u32,
+    /// Connections per lcore in TIME-WAIT, 0..=max_connections (default 1024).
+    pub max_time_wait: u32,
+    /// Pending connections per listener, 1..=65535 (default 128).
+    pub backlog: u32,
+}
+
 /// The application run by the lcores (`[app]`, chosen by `name`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
@@ -634,6 +668,9 @@ pub enum AppConfig {
     UdpEcho(UdpEchoConfig),
     /// `name = "pktgen"`: generate traffic on the lcores' tx queues, analyse what comes back.
     Pktgen(PktgenConfig),
+    /// `name = "tcp-echo"`: echo every byte received on TCP connections to the ports.
+    #[serde(rename = "tcp-echo")]
+    TcpEcho(TcpEchoConfig),
 }
 
 impl AppConfig {
@@ -644,6 +681,7 @@ impl AppConfig {
             AppConfig::L3fwd(_) => "l3fwd",
             AppConfig::UdpEcho(_) => "udp-echo",
             AppConfig::Pktgen(_) => "pktgen",
+            AppConfig::TcpEcho(_) => "tcp-echo",
         }
     }
 }

@@ -1172,6 +1172,21 @@ pub(super) enum RawApp {
         address: Option<Option<At<Ipv4Addr>>>,
     },
     Pktgen(pktgen::RawPktgen),
+    TcpEcho(RawTcpEcho),
+}
+
+/// `[app]` of `tcp-echo`; `None` fields were invalid (errors recorded).
+#[derive(Debug)]
+pub(super) struct RawTcpEcho {
+    pub(super) ports: Option<Vec<At<u16>>>,
+    pub(super) address: Option<Option<At<Ipv4Addr>>>,
+    pub(super) send_buffer: Option<u32>,
+    pub(super) recv_buffer: Option<u32>,
+    pub(super) congestion: Option<super::TcpCongestion>,
+    pub(super) nodelay: Option<bool>,
+    pub(super) max_connections: Option<u32>,
+    pub(super) max_time_wait: Option<At<u32>>,
+    pub(super) backlog: Option<u32>,
 }
 
 /// Application-specific keys of each application.
@@ -1180,6 +1195,20 @@ const APP_KEYS: &[(&str, &[&str])] = &[
     ("l3fwd", &[]),
     ("udp-echo", &["port", "address"]),
     ("pktgen", pktgen::PKTGEN_KEYS),
+    (
+        "tcp-echo",
+        &[
+            "ports",
+            "address",
+            "send_buffer",
+            "recv_buffer",
+            "congestion",
+            "nodelay",
+            "max_connections",
+            "max_time_wait",
+            "backlog",
+        ],
+    ),
 ];
 
 /// Reads `[app]`; `None` if it is unusable (errors recorded).
@@ -1212,8 +1241,12 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         if app.v == *name {
             continue;
         }
+        let own: &[&str] = APP_KEYS
+            .iter()
+            .find(|(n, _)| *n == app.v)
+            .map_or(&[], |(_, k)| *k);
         for key in *keys {
-            if t.has(key) {
+            if t.has(key) && !own.contains(key) {
                 d.error(
                     t.child(key),
                     &t.key_span(key),
@@ -1232,6 +1265,7 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         Some("l2fwd") => Some(RawApp::L2fwd(read_l2fwd(d, &mut t))),
         Some("l3fwd") => Some(RawApp::L3fwd),
         Some("pktgen") => Some(RawApp::Pktgen(pktgen::read_pktgen(d, &mut t))),
+        Some("tcp-echo") => Some(RawApp::TcpEcho(read_tcp_echo(d, &mut t))),
         Some(_) => {
             let port = t
                 .int(
@@ -1249,6 +1283,101 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
     };
     t.finish(d);
     app
+}
+
+fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>) -> RawTcpEcho {
+    const PORT_HINT: &str = "TCP ports to listen on, each 1 to 65535, like ports = [7, 8007]";
+    let ports = match t.array(d, "ports", PORT_HINT) {
+        Got::Absent => Some(vec![t.dflt("ports", 7u16)]),
+        Got::Bad => None,
+        Got::Ok(a) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            if a.v.is_empty() {
+                d.error(
+                    &a.path,
+                    &a.span,
+                    "`ports` is empty",
+                    "list at least one port, like ports = [7]",
+                );
+                ok = false;
+            }
+            for (i, v) in a.v.iter().enumerate() {
+                let path = format!("{}[{i}]", a.path);
+                match crate::config::reader::int(d, v, &path, 1, 65535, PORT_HINT) {
+                    Some(n) => out.push(At {
+                        v: n as u16,
+                        path,
+                        span: Some(v.span()),
+                    }),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
+    };
+    let address = t.with(d, "address", net::host_address).optional_at();
+    let buffer = |d: &mut Diag, t: &mut Table<'_, '_>, key: &'static str| {
+        t.int(
+            d,
+            key,
+            1024u32,
+            1 << 30,
+            "bytes per connection, 1024 to 1073741824 (1 GiB), like 262144",
+        )
+        .or(t.dflt(key, 256 * 1024))
+        .map(|v| v.v)
+    };
+    let send_buffer = buffer(d, t, "send_buffer");
+    let recv_buffer = buffer(d, t, "recv_buffer");
+    let congestion = t
+        .choice(d, "congestion", &["newreno"])
+        .or(t.dflt("congestion", "newreno"))
+        .map(|_| super::TcpCongestion::Newreno);
+    let nodelay = t
+        .boolean(d, "nodelay")
+        .or(t.dflt("nodelay", false))
+        .map(|v| v.v);
+    let max_connections = t
+        .int(
+            d,
+            "max_connections",
+            1u32,
+            1 << 20,
+            "connections per lcore (every state), 1 to 1048576, like 4096",
+        )
+        .or(t.dflt("max_connections", 4096))
+        .map(|v| v.v);
+    let max_time_wait = t
+        .int(
+            d,
+            "max_time_wait",
+            0u32,
+            1 << 20,
+            "connections per lcore kept in TIME-WAIT, at most max_connections, like 1024",
+        )
+        .or(t.dflt("max_time_wait", 1024));
+    let backlog = t
+        .int(
+            d,
+            "backlog",
+            1u32,
+            65535,
+            "pending connections per listening port, 1 to 65535, like 128",
+        )
+        .or(t.dflt("backlog", 128))
+        .map(|v| v.v);
+    RawTcpEcho {
+        ports,
+        address,
+        send_buffer,
+        recv_buffer,
+        congestion,
+        nodelay,
+        max_connections,
+        max_time_wait,
+        backlog,
+    }
 }
 
 fn read_l2fwd(d: &mut Diag, t: &mut Table<'_, '_>) -> RawL2fwd {

@@ -69,6 +69,7 @@ const SAMPLES: &[&str] = &[
     "l2fwd-pcap.toml",
     "l3fwd.toml",
     "udp-echo.toml",
+    "tcp-echo.toml",
     "acl-example.toml",
     "pktgen-null.toml",
     "pktgen-ring.toml",
@@ -497,7 +498,7 @@ fn bad_references_list_the_valid_names() {
     assert_eq!(app.message, "unknown value \"l2fw\"");
     assert_eq!(
         app.hint,
-        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\", \"pktgen\")"
+        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\", \"pktgen\", \"tcp-echo\")"
     );
 }
 

@@ -641,6 +641,7 @@ impl Cross {
             RawApp::L2fwd(l2) => Some(self.check_l2fwd(l2)),
             RawApp::L3fwd => Some(self.check_l3fwd()),
             RawApp::UdpEcho { port, address } => Some(self.check_udp_echo(port, address)),
+            RawApp::TcpEcho(raw) => Some(self.check_tcp_echo(raw)),
         }
     }
 

@@ -7,6 +7,7 @@ pub mod frag;
 pub mod neigh;
 pub mod nodes;
 pub mod setup;
+pub mod tcp;
 
 pub use env::{StackEnv, StackParams};
 pub use fib::{Fib, FibError, HopKind, IfAddr, Interface, NextHop, Route};

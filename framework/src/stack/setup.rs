@@ -2,14 +2,17 @@
 //! graph per lcore (built on each).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::net::SocketAddrV4;
+use std::sync::{Arc, OnceLock};
 
 use super::nodes::{self, names, UdpApp, UdpBinding};
+use super::tcp::{LayerParams, TcpApp, TcpLayer};
 use super::{Fib, FibError, HopKind, IfAddr, Interface, NeighTable, Route, StackEnv, StackParams};
 use crate::config::{AclConfig, Config, RouteAction};
 use crate::graph::{Graph, GraphBuilder, GraphError, TraceControl};
 use crate::mem::Mempool;
 use crate::port::{MacAddr, PortInfo};
+use crate::tcp::{IsnGenerator, TcpConfig};
 
 /// Converts `[stack]` to node parameters.
 pub fn params_from_config(cfg: &Config) -> StackParams {
@@ -93,8 +96,102 @@ pub struct UdpApps {
     pub apps: Vec<(String, Box<dyn UdpApp>)>,
 }
 
+/// The TCP side of an application: the engine config of its connections, the lcore's table
+/// limits, its apps, and which local addresses they listen on.
+pub struct TcpApps {
+    /// Parameters of every connection (MSS, buffers, congestion control...).
+    pub cfg: TcpConfig,
+    /// Table limits, backlog, ephemeral ports.
+    pub params: LayerParams,
+    /// The applications (callbacks run on this lcore).
+    pub apps: Vec<Box<dyn TcpApp>>,
+    /// Listening addresses (0.0.0.0: all of ours) and the index of the app in `apps`.
+    pub listen: Vec<(SocketAddrV4, usize)>,
+}
+
+impl Default for TcpApps {
+    /// No applications: the layer only answers resets (and has room for a few connections).
+    fn default() -> Self {
+        TcpApps {
+            cfg: TcpConfig::default(),
+            params: LayerParams {
+                max_connections: 16,
+                max_time_wait: 16,
+                backlog: 4,
+                ..LayerParams::default()
+            },
+            apps: Vec::new(),
+            listen: Vec::new(),
+        }
+    }
+}
+
+/// A random 64-bit value from the standard library's per-process hasher keys (start-up only).
+fn random_u64(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(salt);
+    h.write_u64(crate::runtime::tsc::monotonic_ns());
+    h.finish()
+}
+
+/// The secret of RFC 6528 ISNs, one per process so every lcore computes the same values.
+fn isn_key() -> [u8; 16] {
+    static KEY: OnceLock<[u8; 16]> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&random_u64(1).to_le_bytes());
+        k[8..].copy_from_slice(&random_u64(2).to_le_bytes());
+        k
+    })
+}
+
+/// The largest MSS every interface and pool of `env` can carry: interface MTU − 40, and 100
+/// bytes (IPv4, TCP header, options) below the smallest pool's data room.
+pub fn mss_limit(env: &StackEnv) -> u16 {
+    let mtu = env
+        .fib
+        .interfaces()
+        .iter()
+        .map(|i| i.mtu as usize)
+        .min()
+        .unwrap_or(1500);
+    let room = env
+        .pools
+        .iter()
+        .map(|p| p.data_room() as usize)
+        .min()
+        .unwrap_or(2048);
+    mtu.saturating_sub(40)
+        .min(room.saturating_sub(100))
+        .clamp(88, u16::MAX as usize) as u16
+}
+
+/// Builds one lcore's TCP layer from `tcp` (MSS clamped to [`mss_limit`]).
+pub fn build_tcp_layer(env: &Arc<StackEnv>, lcore: u32, tcp: TcpApps) -> TcpLayer {
+    let mut cfg = tcp.cfg;
+    cfg.mss = cfg.mss.min(mss_limit(env));
+    let mut layer = TcpLayer::new(
+        cfg,
+        tcp.params,
+        IsnGenerator::new(isn_key()),
+        nodes::tcp::source_from_env(env),
+        random_u64(0x100 + lcore as u64),
+        crate::runtime::tsc::monotonic_ns(),
+    );
+    let ids: Vec<_> = tcp.apps.into_iter().map(|a| layer.add_app(a)).collect();
+    for (addr, app) in tcp.listen {
+        if let Some(&id) = ids.get(app) {
+            // Duplicates were rejected by config validation; a second one is ignored.
+            let _ = layer.listen(addr, id);
+        }
+    }
+    layer
+}
+
 /// Builds one lcore's stack graph: every stack node, the application's UDP nodes, and the ACLs
-/// spliced onto their edges. The entry is `eth-input`.
+/// spliced onto their edges. The entry is `eth-input`. TCP answers resets only (see
+/// [`build_graph_with_tcp`]).
 pub fn build_graph(
     env: &Arc<StackEnv>,
     lcore: u32,
@@ -102,6 +199,19 @@ pub fn build_graph(
     acls: &[AclConfig],
     trace: Arc<TraceControl>,
 ) -> Result<Graph, GraphError> {
+    build_graph_with_tcp(env, lcore, udp, TcpApps::default(), acls, trace)
+}
+
+/// [`build_graph`] with TCP applications in the `tcp-input` node.
+pub fn build_graph_with_tcp(
+    env: &Arc<StackEnv>,
+    lcore: u32,
+    udp: UdpApps,
+    tcp: TcpApps,
+    acls: &[AclConfig],
+    trace: Arc<TraceControl>,
+) -> Result<Graph, GraphError> {
+    let layer = build_tcp_layer(env, lcore, tcp);
     let mut b = GraphBuilder::new();
     b.add(names::ETH_INPUT, Box::new(nodes::EthInput::new(env)))
         .add(names::ARP, Box::new(nodes::Arp::new(env)))
@@ -122,7 +232,8 @@ pub fn build_graph(
             names::UDP_INPUT,
             Box::new(nodes::UdpInput::new(env, udp.bindings)),
         )
-        .add(names::UDP_OUTPUT, Box::new(nodes::UdpOutput::new(env)));
+        .add(names::UDP_OUTPUT, Box::new(nodes::UdpOutput::new(env)))
+        .add(names::TCP_INPUT, Box::new(nodes::TcpInput::new(env, layer)));
     for (name, app) in udp.apps {
         b.add(&name, Box::new(nodes::UdpAppNode::new(env, app)));
     }

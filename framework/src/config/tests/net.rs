@@ -1329,3 +1329,75 @@ address = "198.18.0.1"
     let printed = toml::to_string(&ok(L3)).unwrap();
     assert!(printed.contains("[app]\nname = \"l3fwd\"\n"), "{printed}");
 }
+
+#[test]
+fn tcp_echo_fields_are_read_and_checked() {
+    let app = |body: &str| {
+        format!(
+            "{}[app]\n{body}\n",
+            L3.replace("[app]\nname = \"l3fwd\"\n", "")
+        )
+    };
+    // Defaults.
+    let c = ok(&app("name = \"tcp-echo\""));
+    assert_eq!(
+        c.app,
+        AppConfig::TcpEcho(crate::config::TcpEchoConfig {
+            ports: vec![7],
+            address: None,
+            send_buffer: 262144,
+            recv_buffer: 262144,
+            congestion: crate::config::TcpCongestion::Newreno,
+            nodelay: false,
+            max_connections: 4096,
+            max_time_wait: 1024,
+            backlog: 128,
+        })
+    );
+    // Every field.
+    let c = ok(&app(
+        "name = \"tcp-echo\"\nports = [7, 8007]\naddress = \"198.18.1.1\"\nsend_buffer = 65536\nrecv_buffer = 1048576\ncongestion = \"newreno\"\nnodelay = true\nmax_connections = 100\nmax_time_wait = 10\nbacklog = 5",
+    ));
+    let AppConfig::TcpEcho(t) = &c.app else {
+        panic!("{:?}", c.app)
+    };
+    assert_eq!(t.ports, vec![7, 8007]);
+    assert_eq!(t.address, Some(ip("198.18.1.1")));
+    assert_eq!((t.send_buffer, t.recv_buffer), (65536, 1048576));
+    assert!(t.nodelay);
+    assert_eq!(
+        (t.max_connections, t.max_time_wait, t.backlog),
+        (100, 10, 5)
+    );
+    // Errors carry the path and a hint.
+    let e = errs(&app(
+        "name = \"tcp-echo\"\nports = [7, 0]\nsend_buffer = 10\ncongestion = \"vegas\"\nmax_connections = 4\nmax_time_wait = 5",
+    ));
+    let p = at(&e, "app.ports[1]");
+    assert_eq!(p.message, "must be between 1 and 65535, got 0");
+    assert!(p.hint.contains("TCP ports to listen on"), "{}", p.hint);
+    assert_eq!(
+        at(&e, "app.send_buffer").message,
+        "must be between 1024 and 1073741824, got 10"
+    );
+    assert!(at(&e, "app.congestion").message.contains("vegas"));
+    let tw = at(&e, "app.max_time_wait");
+    assert_eq!(tw.message, "max_time_wait 5 is above max_connections 4");
+    assert!(tw.hint.contains("raise max_connections"));
+    let e = errs(&app("name = \"tcp-echo\"\nports = [7, 9, 7]"));
+    let d = at(&e, "app.ports[2]");
+    assert_eq!(d.message, "port 7 is listed twice (also at app.ports[0])");
+    assert_eq!(d.hint, "list each port once");
+    let e = errs(&app("name = \"tcp-echo\"\nports = []"));
+    assert_eq!(at(&e, "app.ports").message, "`ports` is empty");
+    let e = errs(&app("name = \"tcp-echo\"\naddress = \"198.18.1.2\""));
+    assert!(at(&e, "app.address")
+        .hint
+        .ends_with("or remove `address` to listen on all of them"));
+    // udp-echo's `port` is not a tcp-echo field.
+    let e = errs(&app("name = \"tcp-echo\"\nport = 7"));
+    assert_eq!(
+        at(&e, "app.port").message,
+        "`port` is only valid for app \"udp-echo\""
+    );
+}

@@ -12,7 +12,7 @@ use crate::config::sections::net::{
 };
 use crate::config::{
     AclConfig, AppConfig, Ipv4Cidr, L3fwdConfig, NeighbourConfig, RouteConfig, StackConfig,
-    TraceConfig, UdpEchoConfig,
+    TcpEchoConfig, TraceConfig, UdpEchoConfig,
 };
 
 /// A port's address: (port index, the address as read).
@@ -459,6 +459,70 @@ impl Cross {
         App {
             config: Some(AppConfig::L3fwd(L3fwdConfig {})),
             tx: self.every_port("l3fwd"),
+        }
+    }
+
+    pub(super) fn check_tcp_echo(&mut self, raw: super::super::sections::RawTcpEcho) -> App {
+        self.require_addresses("tcp-echo");
+        let mut ok = true;
+        if let (Some(Some(a)), Some(subnets)) = (&raw.address, self.subnets()) {
+            if !subnets.is_empty() && !subnets.iter().any(|(_, s)| s.v.addr == a.v) {
+                let list: Vec<String> = subnets
+                    .iter()
+                    .map(|(i, s)| format!("{} ({})", s.v.addr, self.port_name(*i)))
+                    .collect();
+                self.d.error(
+                    &a.path,
+                    &a.span,
+                    format!("{} is not an address of any port", a.v),
+                    format!(
+                        "use one of the ports' addresses: {}; or remove `address` to listen on all of them",
+                        list.join(", ")
+                    ),
+                );
+                ok = false;
+            }
+        }
+        if let Some(ports) = &raw.ports {
+            for (i, p) in ports.iter().enumerate() {
+                if let Some(first) = ports[..i].iter().find(|q| q.v == p.v) {
+                    self.d.error(
+                        &p.path,
+                        &p.span,
+                        format!("port {} is listed twice (also at {})", p.v, first.path),
+                        "list each port once",
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let (Some(mc), Some(tw)) = (raw.max_connections, &raw.max_time_wait) {
+            if tw.v > mc {
+                self.d.error(
+                    &tw.path,
+                    &tw.span,
+                    format!("max_time_wait {} is above max_connections {mc}", tw.v),
+                    "TIME-WAIT connections live in the connection table: lower max_time_wait or raise max_connections",
+                );
+                ok = false;
+            }
+        }
+        let config = (|| {
+            Some(AppConfig::TcpEcho(TcpEchoConfig {
+                ports: raw.ports?.into_iter().map(|p| p.v).collect(),
+                address: raw.address?.map(|a| a.v),
+                send_buffer: raw.send_buffer?,
+                recv_buffer: raw.recv_buffer?,
+                congestion: raw.congestion?,
+                nodelay: raw.nodelay?,
+                max_connections: raw.max_connections?,
+                max_time_wait: raw.max_time_wait?.v,
+                backlog: raw.backlog?,
+            }))
+        })();
+        App {
+            config: config.filter(|_| ok),
+            tx: self.every_port("tcp-echo"),
         }
     }
 

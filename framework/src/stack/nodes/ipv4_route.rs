@@ -225,6 +225,7 @@ const LOCAL_REASSEMBLY: usize = 0;
 const LOCAL_ICMP: usize = 1;
 const LOCAL_UDP: usize = 2;
 const LOCAL_ICMP_ERROR: usize = 3;
+const LOCAL_TCP: usize = 4;
 
 /// Local delivery: reassembly of fragments, then dispatch on the protocol.
 pub struct Ipv4Local {
@@ -253,6 +254,7 @@ impl Node for Ipv4Local {
             names::ICMP_INPUT.into(),
             names::UDP_INPUT.into(),
             names::ICMP_ERROR.into(),
+            names::TCP_INPUT.into(),
         ]
     }
 
@@ -278,6 +280,10 @@ impl Node for Ipv4Local {
                 ip_protocol::UDP => {
                     crate::trace_pkt!(ctx, &m, "proto udp → {}", names::UDP_INPUT);
                     ctx.enqueue(LOCAL_UDP, m);
+                }
+                ip_protocol::TCP => {
+                    crate::trace_pkt!(ctx, &m, "proto tcp → {}", names::TCP_INPUT);
+                    ctx.enqueue(LOCAL_TCP, m);
                 }
                 proto => {
                     ctx.count(self.unknown_proto, 1);

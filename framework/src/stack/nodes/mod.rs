@@ -10,6 +10,7 @@ pub mod ipv4_output;
 pub mod ipv4_route;
 pub mod names;
 pub mod reassembly;
+pub mod tcp;
 pub mod udp;
 
 pub use acl::Acl;
@@ -20,4 +21,5 @@ pub use ipv4_input::Ipv4Input;
 pub use ipv4_output::{Ipv4Output, Ipv4Rewrite, Tx};
 pub use ipv4_route::{Ipv4Forward, Ipv4Local, Ipv4Lookup};
 pub use reassembly::Ipv4Reassembly;
+pub use tcp::TcpInput;
 pub use udp::{Datagram, UdpApp, UdpAppNode, UdpBinding, UdpEcho, UdpInput, UdpOut, UdpOutput};

@@ -29,3 +29,5 @@ pub const ICMP_ERROR: &str = "icmp-error";
 pub const UDP_INPUT: &str = "udp-input";
 /// UDP output (headers for datagrams apps send).
 pub const UDP_OUTPUT: &str = "udp-output";
+/// TCP input, connection table and output (segments to `ipv4-lookup`).
+pub const TCP_INPUT: &str = "tcp-input";

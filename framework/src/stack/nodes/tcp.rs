@@ -1,0 +1,332 @@
+//! `tcp-input`: checks TCP segments addressed to us and feeds them to the lcore's
+//! [`TcpLayer`] (Linux: `tcp_v4_rcv` → `__inet_lookup_skb` → `tcp_rcv_established` /
+//! `tcp_rcv_state_process`), and turns what the engine sends into IPv4 packets for
+//! `ipv4-lookup` (Linux: `tcp_transmit_skb` → `ip_queue_xmit`), like `udp-output` does for UDP.
+//!
+//! Received payload is copied once, into the connection's receive ring; the mbuf goes back to
+//! its pool right after. Segments to send are built in fresh mbufs from the pool of the port
+//! the flow uses: IPv4 header, TCP header and options, payload copied from the send ring,
+//! checksum over the pseudo header.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::names;
+use crate::batch::Burst;
+use crate::graph::{meta, meta_mut, DropId, InitCtx, Node, NodeCtx, PktMeta};
+use crate::mem::{ol, NO_PORT};
+use crate::stack::tcp::{InputOutcome, LayerStats, SegmentSink, SourceFn, TcpLayer};
+use crate::stack::StackEnv;
+use crate::tcp::{TcpSegment, Transmit};
+use crate::wire::{checksum, ip_protocol, Ipv4Packet, WireError};
+
+/// Length of the IPv4 header the node writes (no options).
+const IP_HDR: usize = 20;
+/// Smallest TCP header.
+const TCP_HDR: usize = 20;
+/// Room an output mbuf needs in front for the Ethernet header (`ipv4-rewrite`).
+const ETH_ROOM: usize = 14;
+/// Largest segment taken from a chained (reassembled) packet.
+const SCRATCH: usize = 65536;
+
+/// A [`SourceFn`] over the stack's FIB: our address on the interface of the route towards a
+/// peer, and that interface's port.
+pub fn source_from_env(env: &Arc<StackEnv>) -> SourceFn {
+    let env = env.clone();
+    Arc::new(move |remote: Ipv4Addr| {
+        let hop = env.fib.lookup(remote, 0)?;
+        let ifc = env.interface(hop.port)?;
+        Some((ifc.source_for(remote)?, hop.port))
+    })
+}
+
+/// Event counters exported from [`LayerStats`], with their names.
+const EVENTS: [&str; 12] = [
+    "conn_accepted",
+    "conn_connect",
+    "conn_connect_failed",
+    "conn_closed",
+    "conn_reset_by_peer",
+    "conn_timed_out",
+    "rst_sent",
+    "accept_table_full",
+    "time_wait_overflow",
+    "timer_fired",
+    "tx_deferred",
+    "tx_no_mbuf",
+];
+
+fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 12] {
+    [
+        s.accepted,
+        s.connects,
+        s.connect_failed,
+        s.closed,
+        s.resets_in,
+        s.timeouts,
+        s.rst_sent,
+        s.accept_table_full,
+        s.time_wait_overflow,
+        s.timers,
+        s.tx_deferred,
+        no_mbuf,
+    ]
+}
+
+/// `tcp-input`: the TCP layer of one lcore as a graph node. Next node: `ipv4-lookup` (every
+/// segment the layer sends).
+///
+/// Drops, each under its own reason: `truncated` (no room for a TCP header), `bad_address`
+/// (to a broadcast address or from a non-unicast one), `bad_checksum`, `bad_data_offset`,
+/// `bad_options` (malformed options), `no_listener` (answered with a reset), `table_full`
+/// (a SYN while the connection table is full). Other counted events: the layer's
+/// ([`LayerStats`]) as `conn_*`, `rst_sent`, `accept_table_full`, `time_wait_overflow`,
+/// `timer_fired`, `tx_deferred`, and `tx_no_mbuf` (a segment not sent for want of a buffer:
+/// the engine retransmits it).
+pub struct TcpInput {
+    env: Arc<StackEnv>,
+    layer: TcpLayer,
+    scratch: Box<[u8]>,
+    ident: u16,
+    ttl: u8,
+    no_mbuf: u64,
+    exported: [u64; 12],
+    events: [DropId; 12],
+    truncated: DropId,
+    bad_address: DropId,
+    bad_checksum: DropId,
+    bad_data_offset: DropId,
+    bad_options: DropId,
+    no_listener: DropId,
+    table_full: DropId,
+}
+
+impl TcpInput {
+    /// A node running `layer` with `env`'s routes and pools.
+    pub fn new(env: &Arc<StackEnv>, layer: TcpLayer) -> Self {
+        TcpInput {
+            env: env.clone(),
+            layer,
+            scratch: vec![0; SCRATCH].into_boxed_slice(),
+            ident: 0,
+            ttl: env.params.ttl,
+            no_mbuf: 0,
+            exported: [0; 12],
+            events: [DropId::placeholder(); 12],
+            truncated: DropId::placeholder(),
+            bad_address: DropId::placeholder(),
+            bad_checksum: DropId::placeholder(),
+            bad_data_offset: DropId::placeholder(),
+            bad_options: DropId::placeholder(),
+            no_listener: DropId::placeholder(),
+            table_full: DropId::placeholder(),
+        }
+    }
+
+    /// The TCP layer inside.
+    pub fn layer(&self) -> &TcpLayer {
+        &self.layer
+    }
+
+    fn export(&mut self, ctx: &mut NodeCtx<'_>) {
+        let now = event_values(self.layer.stats(), self.no_mbuf);
+        for ((&v, &last), &id) in now.iter().zip(&self.exported).zip(&self.events) {
+            if v != last {
+                ctx.count(id, v - last);
+            }
+        }
+        self.exported = now;
+    }
+}
+
+/// The node's [`SegmentSink`]: builds IPv4 + TCP packets and enqueues them to `ipv4-lookup`.
+struct Out<'c, 'a> {
+    ctx: &'c mut NodeCtx<'a>,
+    env: &'c StackEnv,
+    ident: &'c mut u16,
+    ttl: u8,
+    no_mbuf: &'c mut u64,
+}
+
+impl SegmentSink for Out<'_, '_> {
+    #[inline]
+    fn room(&self) -> usize {
+        self.ctx.room(0)
+    }
+
+    fn send(&mut self, t: &Transmit<'_>, port_hint: u16) {
+        let Some(mut m) = self.env.pool(port_hint).alloc() else {
+            *self.no_mbuf += 1;
+            return;
+        };
+        let len = IP_HDR + t.buffer_len();
+        if m.headroom() < ETH_ROOM {
+            *self.no_mbuf += 1;
+            return;
+        }
+        let Some(buf) = m.append(len) else {
+            // The pool's buffers are smaller than the segment (MSS is clamped to prevent it).
+            *self.no_mbuf += 1;
+            return;
+        };
+        *self.ident = self.ident.wrapping_add(1);
+        {
+            let (iph, tcp) = buf.split_at_mut(IP_HDR);
+            iph.fill(0);
+            let mut ip = Ipv4Packet::new_unchecked(iph);
+            ip.set_version(4);
+            ip.set_header_len(IP_HDR);
+            ip.set_total_len(len as u16);
+            ip.set_ident(*self.ident);
+            ip.set_dont_fragment(true);
+            ip.set_ttl(self.ttl);
+            ip.set_protocol(ip_protocol::TCP);
+            ip.set_src_addr(t.src_addr);
+            ip.set_dst_addr(t.dst_addr);
+            ip.fill_checksum();
+            t.emit(tcp);
+        }
+        *meta_mut(&mut m) = PktMeta {
+            rx_port: NO_PORT,
+            flags: PktMeta::F_LOCAL_ORIGIN,
+            l3_len: IP_HDR as u8,
+            ..PktMeta::default()
+        };
+        self.ctx.enqueue(0, m);
+    }
+}
+
+impl Node for TcpInput {
+    fn next_nodes(&self) -> Vec<String> {
+        vec![names::IPV4_LOOKUP.into()]
+    }
+
+    fn init(&mut self, ctx: &mut InitCtx<'_>) {
+        self.truncated = ctx.drop_reason("truncated");
+        self.bad_address = ctx.drop_reason("bad_address");
+        self.bad_checksum = ctx.drop_reason("bad_checksum");
+        self.bad_data_offset = ctx.drop_reason("bad_data_offset");
+        self.bad_options = ctx.drop_reason("bad_options");
+        self.no_listener = ctx.drop_reason("no_listener");
+        self.table_full = ctx.drop_reason("table_full");
+        for (i, name) in EVENTS.iter().enumerate() {
+            self.events[i] = ctx.drop_reason(name);
+        }
+        self.ident = (ctx.lcore() as u16).wrapping_mul(0x9e37);
+    }
+
+    fn process(&mut self, pkts: &mut Burst, ctx: &mut NodeCtx<'_>) {
+        let now = ctx.now_ns();
+        let TcpInput {
+            env,
+            layer,
+            scratch,
+            ident,
+            ttl,
+            no_mbuf,
+            truncated,
+            bad_address,
+            bad_checksum,
+            bad_data_offset,
+            bad_options,
+            no_listener,
+            table_full,
+            ..
+        } = self;
+        let n = pkts.len();
+        pkts.drain_front(n, |m| {
+            let md = *meta(&m);
+            let hl = md.l3_len as usize;
+            let total = m.pkt_len();
+            let d = m.data();
+            if hl < IP_HDR || d.len() < hl || total < hl + TCP_HDR {
+                crate::trace_pkt!(ctx, &m, "no room for a tcp header → drop");
+                ctx.drop(*truncated, m);
+                return;
+            }
+            let src = Ipv4Addr::new(d[12], d[13], d[14], d[15]);
+            let dst = Ipv4Addr::new(d[16], d[17], d[18], d[19]);
+            let src_ok = !(src.is_broadcast()
+                || src.is_multicast()
+                || src.is_unspecified()
+                || env.fib.is_local_addr(src));
+            if !src_ok || !env.fib.is_local_addr(dst) {
+                crate::trace_pkt!(ctx, &m, "{src} → {dst}: not unicast between hosts → drop");
+                ctx.drop(*bad_address, m);
+                return;
+            }
+            let seg_len = total - hl;
+            let bytes: &[u8] = if m.nb_segs() == 1 {
+                &d[hl..hl + seg_len]
+            } else {
+                if seg_len > scratch.len() || !m.read_at(hl, &mut scratch[..seg_len]) {
+                    ctx.drop(*truncated, m);
+                    return;
+                }
+                &scratch[..seg_len]
+            };
+            let hw_good =
+                m.ol_flags() & ol::RX_L4_CKSUM_GOOD != 0 && md.flags & PktMeta::F_REASSEMBLED == 0;
+            if !hw_good {
+                let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, seg_len as u16);
+                if !checksum::verify_sum(checksum::combine(ph, checksum::sum(bytes))) {
+                    crate::trace_pkt!(ctx, &m, "bad tcp checksum → drop");
+                    ctx.drop(*bad_checksum, m);
+                    return;
+                }
+            }
+            let seg = match TcpSegment::parse(bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    let reason = match e {
+                        WireError::BadOption => *bad_options,
+                        WireError::BadDataOffset => *bad_data_offset,
+                        _ => *truncated,
+                    };
+                    crate::trace_pkt!(ctx, &m, "malformed tcp header ({e:?}) → drop");
+                    ctx.drop(reason, m);
+                    return;
+                }
+            };
+            let (sport, dport) = (seg.src_port, seg.dst_port);
+            let outcome = {
+                let mut out = Out {
+                    ctx: &mut *ctx,
+                    env,
+                    ident: &mut *ident,
+                    ttl: *ttl,
+                    no_mbuf: &mut *no_mbuf,
+                };
+                layer.input(src, dst, &seg, md.rx_port, now, &mut out)
+            };
+            match outcome {
+                InputOutcome::Connection | InputOutcome::Listener => {
+                    crate::trace_pkt!(ctx, &m, "{src}:{sport} → {dst}:{dport}: {outcome:?}");
+                    // Consumed: payload copied into the connection's ring.
+                    drop(m);
+                }
+                InputOutcome::NoListener => {
+                    crate::trace_pkt!(ctx, &m, "{dst}:{dport} closed → reset");
+                    ctx.drop(*no_listener, m);
+                }
+                InputOutcome::TableFull => ctx.drop(*table_full, m),
+            }
+        });
+        self.export(ctx);
+    }
+
+    fn poll(&mut self, ctx: &mut NodeCtx<'_>) {
+        let now = ctx.now_ns();
+        {
+            let mut out = Out {
+                ctx: &mut *ctx,
+                env: &self.env,
+                ident: &mut self.ident,
+                ttl: self.ttl,
+                no_mbuf: &mut self.no_mbuf,
+            };
+            self.layer.poll(now, &mut out);
+        }
+        self.export(ctx);
+    }
+}

@@ -1,0 +1,830 @@
+//! The per-lcore TCP layer: connection table, listeners, timer wheel, and the same-core socket
+//! API ([`TcpApp`] callbacks, [`TcpSocket`], [`TcpControl`]).
+//!
+//! It is as sans-IO as the engine under it: segments come in through
+//! [`TcpLayer::input`], time through [`TcpLayer::poll`], and every segment to send goes to a
+//! [`SegmentSink`] (the `tcp-input` node's sink builds the mbufs). Tests drive it directly.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use super::table::{FlowIndex, FlowKey};
+use super::wheel::TimerWheel;
+use crate::tcp::{
+    reset_for, Connection, Event, IsnGenerator, Listener, State, TcpConfig, TcpSegment, Transmit,
+};
+use crate::wire::TcpFlags;
+
+/// Where the layer sends segments.
+pub trait SegmentSink {
+    /// How many more segments it takes now (0: stop; the layer resumes on the next poll).
+    fn room(&self) -> usize;
+    /// Sends one segment; `port_hint` is the port the flow was last seen on (pool choice).
+    fn send(&mut self, t: &Transmit<'_>, port_hint: u16);
+}
+
+/// Limits of one lcore's TCP layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerParams {
+    /// Connections (every state, TIME-WAIT included) this lcore holds at most.
+    pub max_connections: usize,
+    /// Connections in TIME-WAIT at most; beyond, a connection entering TIME-WAIT is freed
+    /// at once (like Linux's `tcp_max_tw_buckets`).
+    pub max_time_wait: usize,
+    /// Pending (handshaking or not yet accepted) connections per listener.
+    pub backlog: usize,
+    /// Ephemeral ports for active opens, inclusive.
+    pub ephemeral: (u16, u16),
+}
+
+impl Default for LayerParams {
+    fn default() -> Self {
+        LayerParams {
+            max_connections: 4096,
+            max_time_wait: 1024,
+            backlog: 128,
+            ephemeral: (32768, 60999),
+        }
+    }
+}
+
+/// Counters of one lcore's TCP layer (single writer; the node exports them as node events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    /// Segments handed to connections.
+    pub segments_to_conns: u64,
+    /// Segments handed to listeners.
+    pub segments_to_listeners: u64,
+    /// Connections accepted from listeners into the table.
+    pub accepted: u64,
+    /// Active opens started.
+    pub connects: u64,
+    /// Active opens refused locally (no ephemeral port, table full, no route).
+    pub connect_failed: u64,
+    /// Connections that ended (slot freed).
+    pub closed: u64,
+    /// Connections reset by the peer.
+    pub resets_in: u64,
+    /// Connections that timed out.
+    pub timeouts: u64,
+    /// Resets sent for segments to closed ports.
+    pub rst_sent: u64,
+    /// SYNs dropped because the connection table was full.
+    pub syn_table_full: u64,
+    /// Handshakes completed while the table was full (the connection is reset).
+    pub accept_table_full: u64,
+    /// Connections freed on entering TIME-WAIT because `max_time_wait` were already there.
+    pub time_wait_overflow: u64,
+    /// Timer expiries handled.
+    pub timers: u64,
+    /// Times output stopped because the sink was full (resumed on the next poll).
+    pub tx_deferred: u64,
+}
+
+/// Identifies a socket: a slot number and a generation (a handle outlives its connection
+/// harmlessly: it then finds nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SockId {
+    slot: u32,
+    gen: u32,
+}
+
+impl SockId {
+    /// The slot number (stable for the life of the connection, reused after).
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+/// Index of an application in a [`TcpLayer`].
+pub type AppId = u16;
+
+/// How a socket ended, for [`TcpApp::on_close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both sides closed (the connection reached TIME-WAIT or CLOSED normally).
+    Closed,
+    /// The peer reset it (or refused the connection).
+    Reset,
+    /// Retransmissions or probes went unanswered.
+    TimedOut,
+}
+
+/// Why a [`TcpControl::connect`] or [`TcpLayer::listen`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TcpError {
+    /// The connection table is full.
+    #[error("connection table full")]
+    TableFull,
+    /// Every ephemeral port towards that peer is taken.
+    #[error("no free ephemeral port")]
+    NoPort,
+    /// No local address to reach the peer from.
+    #[error("no route to the peer")]
+    NoRoute,
+    /// Something already listens on that port and address.
+    #[error("address in use")]
+    AddrInUse,
+}
+
+/// A same-core TCP application: callbacks run on the lcore that owns the connection, in the
+/// middle of the graph dispatch, so they must not block.
+///
+/// Data arrives in the connection's receive buffer: read it with [`TcpSocket::recv`] (copy)
+/// or [`TcpSocket::peek`] + [`TcpSocket::consume`] (slices of the ring, no copy). Writes copy
+/// into the send buffer and return how much fit; when a write was short,
+/// [`on_writable`](Self::on_writable) follows once room frees up.
+pub trait TcpApp: Send {
+    /// A connection from a listener completed its handshake.
+    fn on_accept(&mut self, _s: &mut TcpSocket<'_>) {}
+    /// An active open ([`TcpControl::connect`]) completed its handshake.
+    fn on_connected(&mut self, _s: &mut TcpSocket<'_>) {}
+    /// New in-order data is in the receive buffer.
+    fn on_data(&mut self, s: &mut TcpSocket<'_>);
+    /// Send buffer room freed up after a short write.
+    fn on_writable(&mut self, _s: &mut TcpSocket<'_>) {}
+    /// The peer closed its side (FIN): after the buffered data nothing more comes.
+    fn on_peer_closed(&mut self, _s: &mut TcpSocket<'_>) {}
+    /// The socket ended. Not called for sockets the application closed or aborted itself.
+    fn on_close(&mut self, _id: SockId, _reason: CloseReason) {}
+    /// Called once per loop turn: open connections, write to sockets by id.
+    fn poll(&mut self, _ctl: &mut TcpControl<'_>) {}
+}
+
+/// Bookkeeping of one connection slot besides the engine's state.
+#[derive(Debug, Default)]
+struct SlotMeta {
+    gen: u32,
+    key: FlowKey,
+    app: AppId,
+    user: u64,
+    /// The application knows this socket (accepted, or it called connect).
+    attached: bool,
+    /// Counted in the TIME-WAIT total.
+    in_time_wait: bool,
+    /// Port the flow arrived on or leaves through (pool choice for output).
+    port_hint: u16,
+    /// On the dirty list (output or events to handle on the next poll).
+    dirty: bool,
+}
+
+/// A connection as the application sees it during a callback or through
+/// [`TcpControl::socket`].
+pub struct TcpSocket<'a> {
+    conn: &'a mut Connection,
+    meta: &'a mut SlotMeta,
+    id: SockId,
+    now: u64,
+}
+
+impl TcpSocket<'_> {
+    /// The socket's handle.
+    pub fn id(&self) -> SockId {
+        self.id
+    }
+    /// Our address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.conn.local()
+    }
+    /// The peer's address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.conn.remote()
+    }
+    /// The engine state.
+    pub fn state(&self) -> State {
+        self.conn.state()
+    }
+    /// A word the application may keep per socket (0 when the socket is new).
+    pub fn user(&self) -> u64 {
+        self.meta.user
+    }
+    /// Sets the application's word.
+    pub fn set_user(&mut self, v: u64) {
+        self.meta.user = v;
+    }
+    /// Bytes ready to read.
+    pub fn available(&self) -> usize {
+        self.conn.recv_available()
+    }
+    /// True once the peer's FIN arrived (after the buffered bytes there is nothing more).
+    pub fn is_read_closed(&self) -> bool {
+        self.conn.is_read_closed()
+    }
+    /// Copies received bytes into `buf`; returns the count.
+    pub fn recv(&mut self, buf: &mut [u8]) -> usize {
+        self.conn.recv(buf)
+    }
+    /// The received bytes as up to two slices of the receive ring (no copy).
+    pub fn peek(&self) -> [&[u8]; 2] {
+        self.conn.recv_peek()
+    }
+    /// Releases `n` bytes seen through [`peek`](Self::peek).
+    pub fn consume(&mut self, n: usize) {
+        self.conn.recv_consume(n)
+    }
+    /// Free room in the send buffer.
+    pub fn send_space(&self) -> usize {
+        self.conn.send_capacity()
+    }
+    /// Copies as much of `data` as fits into the send buffer and returns the count
+    /// (backpressure: a short count means full; [`TcpApp::on_writable`] follows).
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        self.conn.send(data, self.now)
+    }
+    /// Bytes written but not yet acknowledged.
+    pub fn send_queued(&self) -> usize {
+        self.conn.send_queued()
+    }
+    /// Half-close: FIN after the queued data; reading continues.
+    pub fn shutdown(&mut self) {
+        self.conn.shutdown_write(self.now)
+    }
+    /// Full close: FIN after the queued data (a reset if unread data remains). The socket
+    /// gets no more callbacks.
+    pub fn close(&mut self) {
+        self.meta.attached = false;
+        self.conn.close(self.now)
+    }
+    /// Abort: reset the connection now. The socket gets no more callbacks.
+    pub fn abort(&mut self) {
+        self.meta.attached = false;
+        self.conn.abort(self.now)
+    }
+    /// The engine's connection, for counters and state the wrapper does not expose.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+}
+
+struct ListenerEntry {
+    listener: Listener,
+    app: AppId,
+    port_hint: u16,
+}
+
+/// Picks the local address (and port to send through) towards a peer.
+pub type SourceFn = Arc<dyn Fn(Ipv4Addr) -> Option<(Ipv4Addr, u16)> + Send + Sync>;
+
+/// Everything but the applications (so callbacks can borrow both).
+struct Core {
+    cfg: TcpConfig,
+    params: LayerParams,
+    isn: IsnGenerator,
+    source: SourceFn,
+    conns: Vec<Option<Connection>>,
+    metas: Vec<SlotMeta>,
+    free: Vec<u32>,
+    index: FlowIndex,
+    wheel: TimerWheel,
+    fired: Vec<u32>,
+    dirty: Vec<u32>,
+    listeners: Vec<ListenerEntry>,
+    time_wait: usize,
+    next_ephemeral: u16,
+    stats: LayerStats,
+}
+
+/// One lcore's TCP: a fixed-capacity connection table keyed by 4-tuple, listeners by local
+/// port, a timer wheel, and the applications whose callbacks it runs.
+pub struct TcpLayer {
+    core: Core,
+    apps: Vec<Box<dyn TcpApp>>,
+}
+
+/// What happened to a segment given to [`TcpLayer::input`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputOutcome {
+    /// An existing connection took it.
+    Connection,
+    /// A listener took it (SYN, or a segment of a handshaking connection).
+    Listener,
+    /// No connection or listener: answered with a reset (none for a reset).
+    NoListener,
+    /// A SYN for a listener while the table is full: dropped.
+    TableFull,
+}
+
+/// Wheel geometry: 2^20 ns (≈1 ms) ticks, 4096 buckets (≈4.3 s per turn).
+const TICK_SHIFT: u32 = 20;
+const WHEEL_BUCKETS: usize = 4096;
+/// Event/callback rounds per connection per pump (a callback can cause new events).
+const PUMP_ROUNDS: usize = 8;
+
+impl TcpLayer {
+    /// A layer whose connections use `cfg`, limited by `params`; `source` picks our address
+    /// towards a peer for active opens; `now` starts the timer wheel.
+    pub fn new(
+        cfg: TcpConfig,
+        params: LayerParams,
+        isn: IsnGenerator,
+        source: SourceFn,
+        seed: u64,
+        now: u64,
+    ) -> Self {
+        let cap = params.max_connections.max(1);
+        TcpLayer {
+            core: Core {
+                cfg,
+                params,
+                isn,
+                source,
+                conns: (0..cap).map(|_| None).collect(),
+                metas: (0..cap).map(|_| SlotMeta::default()).collect(),
+                free: (0..cap as u32).rev().collect(),
+                index: FlowIndex::new(cap, seed),
+                wheel: TimerWheel::new(cap, WHEEL_BUCKETS, TICK_SHIFT, now),
+                fired: Vec::with_capacity(cap),
+                dirty: Vec::with_capacity(cap),
+                listeners: Vec::new(),
+                time_wait: 0,
+                next_ephemeral: params.ephemeral.0,
+                stats: LayerStats::default(),
+            },
+            apps: Vec::new(),
+        }
+    }
+
+    /// Adds an application; its id is what [`listen`](Self::listen) takes.
+    pub fn add_app(&mut self, app: Box<dyn TcpApp>) -> AppId {
+        self.apps.push(app);
+        (self.apps.len() - 1) as AppId
+    }
+
+    /// Listens on `local` (address 0.0.0.0: every local address) for application `app`.
+    pub fn listen(&mut self, local: SocketAddrV4, app: AppId) -> Result<(), TcpError> {
+        let c = &mut self.core;
+        if c.listeners.iter().any(|l| {
+            let a = l.listener.local();
+            a.port() == local.port()
+                && (a.ip() == local.ip() || a.ip().is_unspecified() || local.ip().is_unspecified())
+        }) {
+            return Err(TcpError::AddrInUse);
+        }
+        c.listeners.push(ListenerEntry {
+            listener: Listener::new(&c.cfg, c.isn.clone(), local, c.params.backlog),
+            app,
+            port_hint: 0,
+        });
+        // Address-specific listeners first, so they win over wildcards.
+        c.listeners.sort_by_key(|l| {
+            (
+                l.listener.local().port(),
+                l.listener.local().ip().is_unspecified(),
+            )
+        });
+        Ok(())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &LayerStats {
+        &self.core.stats
+    }
+
+    /// Connections in the table (every state).
+    pub fn connections(&self) -> usize {
+        self.core.index.len()
+    }
+
+    /// Connections in TIME-WAIT.
+    pub fn time_wait(&self) -> usize {
+        self.core.time_wait
+    }
+
+    /// The engine connection of `id`, if it still exists.
+    pub fn connection(&self, id: SockId) -> Option<&Connection> {
+        let m = self.core.metas.get(id.slot as usize)?;
+        if m.gen != id.gen {
+            return None;
+        }
+        self.core.conns[id.slot as usize].as_ref()
+    }
+
+    /// The listeners' engine state (counters, pending counts), in table order.
+    pub fn listeners(&self) -> impl Iterator<Item = &Listener> {
+        self.core.listeners.iter().map(|l| &l.listener)
+    }
+
+    /// Handles a checksummed, parsed segment from `src` to `dst` that arrived on port
+    /// `rx_port`.
+    pub fn input(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpSegment<'_>,
+        rx_port: u16,
+        now: u64,
+        sink: &mut dyn SegmentSink,
+    ) -> InputOutcome {
+        let c = &mut self.core;
+        let key = FlowKey {
+            local_ip: u32::from(dst),
+            remote_ip: u32::from(src),
+            local_port: seg.dst_port,
+            remote_port: seg.src_port,
+        };
+        let metas = &c.metas;
+        if let Some(slot) = c.index.get(&key, |s| metas[s as usize].key) {
+            c.stats.segments_to_conns += 1;
+            c.metas[slot as usize].port_hint = rx_port;
+            if let Some(conn) = c.conns[slot as usize].as_mut() {
+                conn.on_segment(seg, now);
+            }
+            pump(c, &mut self.apps, slot, now, sink);
+            return InputOutcome::Connection;
+        }
+        let Some(li) = c.find_listener(dst, seg.dst_port) else {
+            if let Some(h) = reset_for(seg) {
+                if sink.room() > 0 {
+                    c.stats.rst_sent += 1;
+                    let t = Transmit {
+                        src_addr: dst,
+                        dst_addr: src,
+                        header: h,
+                        payload: [&[], &[]],
+                    };
+                    sink.send(&t, rx_port);
+                }
+            }
+            return InputOutcome::NoListener;
+        };
+        let is_syn = seg.has(TcpFlags::SYN) && !seg.has(TcpFlags::ACK);
+        if is_syn && c.free.is_empty() {
+            c.stats.syn_table_full += 1;
+            return InputOutcome::TableFull;
+        }
+        c.stats.segments_to_listeners += 1;
+        {
+            let l = &mut c.listeners[li];
+            l.port_hint = rx_port;
+            l.listener.on_segment(src, dst, seg, now);
+        }
+        accept_all(c, &mut self.apps, li, now, sink);
+        drain_listener(c, li, now, sink);
+        InputOutcome::Listener
+    }
+
+    /// Once per loop turn: fires due timers, runs the applications' `poll`, and resumes
+    /// output that the sink refused earlier.
+    pub fn poll(&mut self, now: u64, sink: &mut dyn SegmentSink) {
+        let c = &mut self.core;
+        c.fired.clear();
+        c.wheel.advance(now, &mut c.fired);
+        for i in 0..c.fired.len() {
+            let slot = c.fired[i];
+            c.stats.timers += 1;
+            if let Some(conn) = c.conns[slot as usize].as_mut() {
+                conn.on_timer(now);
+            }
+            pump(c, &mut self.apps, slot, now, sink);
+        }
+        for li in 0..c.listeners.len() {
+            let l = &mut c.listeners[li].listener;
+            if l.next_timer().is_some_and(|t| t <= now) {
+                l.on_timer(now);
+                drain_listener(c, li, now, sink);
+            }
+        }
+        for a in 0..self.apps.len() {
+            let mut ctl = TcpControl {
+                core: &mut *c,
+                app: a as AppId,
+                now,
+            };
+            self.apps[a].poll(&mut ctl);
+        }
+        // Sockets touched by the apps and output left over from a full sink.
+        let mut i = 0;
+        while i < c.dirty.len() {
+            if sink.room() == 0 {
+                break;
+            }
+            let slot = c.dirty[i];
+            c.metas[slot as usize].dirty = false;
+            i += 1;
+            pump(c, &mut self.apps, slot, now, sink);
+        }
+        c.dirty.drain(..i);
+    }
+
+    /// Active open from application `app` (see [`TcpControl::connect`]), outside a poll.
+    pub fn connect(
+        &mut self,
+        app: AppId,
+        remote: SocketAddrV4,
+        now: u64,
+    ) -> Result<SockId, TcpError> {
+        let mut ctl = TcpControl {
+            core: &mut self.core,
+            app,
+            now,
+        };
+        ctl.connect(remote)
+    }
+}
+
+impl Core {
+    fn find_listener(&self, dst: Ipv4Addr, port: u16) -> Option<usize> {
+        let start = self
+            .listeners
+            .partition_point(|l| l.listener.local().port() < port);
+        self.listeners[start..]
+            .iter()
+            .take_while(|l| l.listener.local().port() == port)
+            .position(|l| {
+                let a = *l.listener.local().ip();
+                a.is_unspecified() || a == dst
+            })
+            .map(|i| start + i)
+    }
+
+    fn mark_dirty(&mut self, slot: u32) {
+        let m = &mut self.metas[slot as usize];
+        if !m.dirty {
+            m.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// Puts `conn` in a free slot; the connection comes back when the table is full (moved,
+    /// not copied, in the common case: the caller checked for a free slot).
+    #[allow(clippy::result_large_err)]
+    fn insert(
+        &mut self,
+        conn: Connection,
+        app: AppId,
+        port_hint: u16,
+    ) -> Result<SockId, Connection> {
+        let Some(slot) = self.free.pop() else {
+            return Err(conn);
+        };
+        let key = FlowKey::new(conn.local(), conn.remote());
+        let m = &mut self.metas[slot as usize];
+        m.gen = m.gen.wrapping_add(1);
+        m.key = key;
+        m.app = app;
+        m.user = 0;
+        m.attached = false;
+        m.in_time_wait = false;
+        m.port_hint = port_hint;
+        m.dirty = false;
+        let id = SockId { slot, gen: m.gen };
+        self.conns[slot as usize] = Some(conn);
+        self.index.insert(&key, slot);
+        Ok(id)
+    }
+
+    fn release(&mut self, slot: u32) {
+        let s = slot as usize;
+        let key = self.metas[s].key;
+        self.index.remove(&key, slot);
+        self.wheel.set(slot, None);
+        if self.metas[s].in_time_wait {
+            self.time_wait -= 1;
+        }
+        self.metas[s].in_time_wait = false;
+        self.metas[s].attached = false;
+        self.metas[s].gen = self.metas[s].gen.wrapping_add(1);
+        // The engine's buffers are freed here: connections are created with their rings,
+        // the slot (index entry, timer links, bookkeeping) is what is recycled.
+        self.conns[s] = None;
+        self.free.push(slot);
+        self.stats.closed += 1;
+    }
+
+    fn pick_port(&mut self, local: Ipv4Addr, remote: SocketAddrV4) -> Option<u16> {
+        let (lo, hi) = self.params.ephemeral;
+        let span = (hi - lo) as u32 + 1;
+        for _ in 0..span {
+            let p = self.next_ephemeral;
+            self.next_ephemeral = if p >= hi { lo } else { p + 1 };
+            let key = FlowKey::new(SocketAddrV4::new(local, p), remote);
+            let metas = &self.metas;
+            if self.index.get(&key, |s| metas[s as usize].key).is_none()
+                && self.find_listener(local, p).is_none()
+            {
+                return Some(p);
+            }
+        }
+        None
+    }
+}
+
+/// Moves every completed handshake of listener `li` into the table.
+fn accept_all(
+    c: &mut Core,
+    apps: &mut [Box<dyn TcpApp>],
+    li: usize,
+    now: u64,
+    sink: &mut dyn SegmentSink,
+) {
+    while let Some(conn) = c.listeners[li].listener.accept() {
+        let (app, hint) = (c.listeners[li].app, c.listeners[li].port_hint);
+        match c.insert(conn, app, hint) {
+            Ok(id) => {
+                c.stats.accepted += 1;
+                pump(c, apps, id.slot, now, sink);
+            }
+            Err(mut conn) => {
+                c.stats.accept_table_full += 1;
+                conn.abort(now);
+                while sink.room() > 0 {
+                    let Some(t) = conn.poll_transmit(now) else {
+                        break;
+                    };
+                    sink.send(&t, hint);
+                }
+            }
+        }
+    }
+}
+
+fn drain_listener(c: &mut Core, li: usize, now: u64, sink: &mut dyn SegmentSink) {
+    let l = &mut c.listeners[li];
+    while sink.room() > 0 {
+        let Some(t) = l.listener.poll_transmit(now) else {
+            return;
+        };
+        sink.send(&t, l.port_hint);
+    }
+}
+
+/// After anything happened to the connection in `slot`: hand its events to the application,
+/// send what it has to send, re-arm its timer, and free the slot once it is closed.
+fn pump(
+    c: &mut Core,
+    apps: &mut [Box<dyn TcpApp>],
+    slot: u32,
+    now: u64,
+    sink: &mut dyn SegmentSink,
+) {
+    let s = slot as usize;
+    let Some(conn) = c.conns[s].as_mut() else {
+        return;
+    };
+    let meta = &mut c.metas[s];
+    let id = SockId {
+        slot,
+        gen: meta.gen,
+    };
+    let mut ended = None;
+    'rounds: for _ in 0..PUMP_ROUNDS {
+        let mut any = false;
+        while let Some(ev) = conn.poll_event() {
+            any = true;
+            let app = &mut apps[meta.app as usize];
+            let reason = match ev {
+                Event::Reset => Some(CloseReason::Reset),
+                Event::TimedOut => Some(CloseReason::TimedOut),
+                Event::Closed => Some(CloseReason::Closed),
+                _ => None,
+            };
+            if let Some(r) = reason {
+                match r {
+                    CloseReason::Reset => c.stats.resets_in += 1,
+                    CloseReason::TimedOut => c.stats.timeouts += 1,
+                    CloseReason::Closed => {}
+                }
+                ended = Some(r);
+                break 'rounds;
+            }
+            let passive = conn.is_passive();
+            if ev == Event::Connected {
+                if passive {
+                    meta.attached = true;
+                } else if !meta.attached {
+                    continue;
+                }
+            }
+            if !meta.attached {
+                continue;
+            }
+            let mut sock = TcpSocket {
+                conn: &mut *conn,
+                meta: &mut *meta,
+                id,
+                now,
+            };
+            match ev {
+                Event::Connected if passive => app.on_accept(&mut sock),
+                Event::Connected => app.on_connected(&mut sock),
+                Event::Readable => app.on_data(&mut sock),
+                Event::Writable => app.on_writable(&mut sock),
+                Event::PeerClosed => app.on_peer_closed(&mut sock),
+                _ => {}
+            }
+        }
+        if !any {
+            break;
+        }
+    }
+    // Output.
+    loop {
+        if sink.room() == 0 {
+            c.stats.tx_deferred += 1;
+            if !meta.dirty {
+                meta.dirty = true;
+                c.dirty.push(slot);
+            }
+            break;
+        }
+        let Some(t) = conn.poll_transmit(now) else {
+            break;
+        };
+        sink.send(&t, meta.port_hint);
+    }
+    let state = conn.state();
+    if ended.is_some() && meta.attached {
+        meta.attached = false;
+        apps[meta.app as usize].on_close(id, ended.unwrap_or(CloseReason::Closed));
+    }
+    if state == State::TimeWait && !meta.in_time_wait {
+        if meta.attached {
+            meta.attached = false;
+            apps[meta.app as usize].on_close(id, CloseReason::Closed);
+        }
+        if c.time_wait >= c.params.max_time_wait {
+            c.stats.time_wait_overflow += 1;
+            if !meta.dirty {
+                c.release(slot);
+            }
+            return;
+        }
+        meta.in_time_wait = true;
+        c.time_wait += 1;
+    }
+    if state == State::Closed {
+        if !meta.dirty {
+            if ended.is_none() && meta.attached {
+                meta.attached = false;
+                apps[meta.app as usize].on_close(id, CloseReason::Closed);
+            }
+            c.release(slot);
+        }
+        return;
+    }
+    let next = conn.next_timer();
+    c.wheel.set(slot, next);
+}
+
+/// What an application can do from [`TcpApp::poll`]: open connections and reach its sockets
+/// by id.
+pub struct TcpControl<'a> {
+    core: &'a mut Core,
+    app: AppId,
+    now: u64,
+}
+
+impl TcpControl<'_> {
+    /// The time of this poll (ns).
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Active open towards `remote` from an ephemeral port of our address on the route to
+    /// it. The handshake completes later with [`TcpApp::on_connected`] (or
+    /// [`TcpApp::on_close`] on failure).
+    pub fn connect(&mut self, remote: SocketAddrV4) -> Result<SockId, TcpError> {
+        let c = &mut *self.core;
+        let fail = |c: &mut Core, e| {
+            c.stats.connect_failed += 1;
+            Err(e)
+        };
+        if c.free.is_empty() {
+            return fail(c, TcpError::TableFull);
+        }
+        let Some((local_ip, port_hint)) = (c.source)(*remote.ip()) else {
+            return fail(c, TcpError::NoRoute);
+        };
+        let Some(lport) = c.pick_port(local_ip, remote) else {
+            return fail(c, TcpError::NoPort);
+        };
+        let local = SocketAddrV4::new(local_ip, lport);
+        let conn = Connection::connect(&c.cfg, &c.isn, local, remote, self.now);
+        let Ok(id) = c.insert(conn, self.app, port_hint) else {
+            return fail(c, TcpError::TableFull);
+        };
+        c.metas[id.slot as usize].attached = true;
+        c.stats.connects += 1;
+        c.mark_dirty(id.slot);
+        Ok(id)
+    }
+
+    /// The socket `id` if it still exists and belongs to this application. Whatever is done
+    /// through it is sent at the end of this poll.
+    pub fn socket(&mut self, id: SockId) -> Option<TcpSocket<'_>> {
+        let c = &mut *self.core;
+        let s = id.slot as usize;
+        let m = c.metas.get(s)?;
+        if m.gen != id.gen || m.app != self.app || !m.attached {
+            return None;
+        }
+        c.conns[s].as_ref()?;
+        c.mark_dirty(id.slot);
+        Some(TcpSocket {
+            conn: c.conns[s].as_mut()?,
+            meta: &mut c.metas[s],
+            id,
+            now: self.now,
+        })
+    }
+}

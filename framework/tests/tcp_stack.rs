@@ -1,0 +1,678 @@
+//! TCP through the whole stack over ring ports: a ferroplane client (a `TcpApp` doing an
+//! active open) against the `tcp-echo` app on another ferroplane stack, bytes compared; and
+//! hand-built segments from a test host checked with `etherparse`: handshake and echo, resets
+//! for closed ports, malformed segments dropped and counted by reason.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use etherparse::{SlicedPacket, TransportSlice};
+use ferroplane::app;
+use ferroplane::config;
+use ferroplane::graph::{GraphMonitor, GraphStage};
+use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
+use ferroplane::port::ring::{RingPort, RingSide};
+use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
+use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
+use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+use ferroplane::wire::checksum;
+
+const ECHO: &str = "name = \"tcp-echo\"\nports = [7, 9007]";
+
+// ---------------------------------------------------------------- hand-built segments
+
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+const FIN: u8 = 0x01;
+
+/// A TCP segment from host 0 (198.18.0.2) to p0 (198.18.0.1) in an Ethernet frame, built by
+/// hand so it can be malformed on purpose.
+struct Seg<'a> {
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    options: &'a [u8],
+    payload: &'a [u8],
+    /// Data offset written instead of the right one.
+    data_offset: Option<u8>,
+    corrupt_checksum: bool,
+}
+
+impl Default for Seg<'_> {
+    fn default() -> Self {
+        Seg {
+            sport: 40000,
+            dport: 7,
+            seq: 1000,
+            ack: 0,
+            flags: SYN,
+            options: &[],
+            payload: &[],
+            data_offset: None,
+            corrupt_checksum: false,
+        }
+    }
+}
+
+fn frame(s: &Seg<'_>) -> Vec<u8> {
+    let src = ip("198.18.0.2");
+    let dst = ip("198.18.0.1");
+    assert_eq!(s.options.len() % 4, 0);
+    let mut tcp = Vec::new();
+    tcp.extend_from_slice(&s.sport.to_be_bytes());
+    tcp.extend_from_slice(&s.dport.to_be_bytes());
+    tcp.extend_from_slice(&s.seq.to_be_bytes());
+    tcp.extend_from_slice(&s.ack.to_be_bytes());
+    let off = s.data_offset.unwrap_or(((20 + s.options.len()) / 4) as u8);
+    tcp.push(off << 4);
+    tcp.push(s.flags);
+    tcp.extend_from_slice(&65535u16.to_be_bytes());
+    tcp.extend_from_slice(&[0, 0, 0, 0]);
+    tcp.extend_from_slice(s.options);
+    tcp.extend_from_slice(s.payload);
+    let ph = checksum::pseudo_header_v4(src, dst, 6, tcp.len() as u16);
+    let mut c = checksum::finish(checksum::combine(ph, checksum::sum(&tcp)));
+    if s.corrupt_checksum {
+        c ^= 0x0101;
+    }
+    tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut iph = vec![0x45, 0];
+    iph.extend_from_slice(&((20 + tcp.len()) as u16).to_be_bytes());
+    iph.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 6, 0, 0]);
+    iph.extend_from_slice(&src.octets());
+    iph.extend_from_slice(&dst.octets());
+    let ic = checksum::internet_checksum(&iph);
+    iph[10..12].copy_from_slice(&ic.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&P0_MAC.0);
+    f.extend_from_slice(&HOST0_MAC.0);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&iph);
+    f.extend_from_slice(&tcp);
+    f
+}
+
+/// What a reply segment says.
+#[derive(Debug)]
+struct Reply {
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    syn: bool,
+    ack_flag: bool,
+    rst: bool,
+    fin: bool,
+    payload: Vec<u8>,
+}
+
+/// Parses a frame host 0 received (checking both checksums with etherparse's own code).
+fn reply(f: &[u8]) -> Reply {
+    let s = SlicedPacket::from_ethernet(f).unwrap_or_else(|e| panic!("{e:?}"));
+    let Some(etherparse::NetSlice::Ipv4(v4)) = &s.net else {
+        panic!("not IPv4: {f:02x?}");
+    };
+    let h = v4.header().to_header();
+    assert_eq!(h.header_checksum, h.calc_header_checksum(), "IPv4 checksum");
+    assert_eq!(h.source, ip("198.18.0.1").octets());
+    assert_eq!(h.destination, ip("198.18.0.2").octets());
+    let Some(TransportSlice::Tcp(t)) = &s.transport else {
+        panic!("not TCP: {f:02x?}");
+    };
+    let th = t.to_header();
+    assert_eq!(
+        th.checksum,
+        th.calc_checksum_ipv4(&h, t.payload()).unwrap(),
+        "TCP checksum"
+    );
+    Reply {
+        sport: t.source_port(),
+        dport: t.destination_port(),
+        seq: t.sequence_number(),
+        ack: t.acknowledgment_number(),
+        syn: t.syn(),
+        ack_flag: t.ack(),
+        rst: t.rst(),
+        fin: t.fin(),
+        payload: t.payload().to_vec(),
+    }
+}
+
+fn echo_bench() -> Bench {
+    Bench::new(&config_text(
+        ECHO,
+        1500,
+        r#"
+[[neighbours]]
+ip = "198.18.0.2"
+mac = "02:00:00:00:00:10"
+port = "p0"
+"#,
+    ))
+}
+
+fn tcp_replies(b: &mut Bench) -> Vec<Reply> {
+    b.recv(0).iter().map(|f| reply(f)).collect()
+}
+
+#[test]
+fn handshake_echo_and_close_with_a_hand_built_peer() {
+    let mut b = echo_bench();
+    // SYN with MSS 1460.
+    b.send(
+        0,
+        &frame(&Seg {
+            options: &[2, 4, 0x05, 0xb4],
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    assert_eq!(r.len(), 1, "{r:?}");
+    let sa = &r[0];
+    assert!(sa.syn && sa.ack_flag && !sa.rst, "{sa:?}");
+    assert_eq!((sa.sport, sa.dport, sa.ack), (7, 40000, 1001));
+    let iss = sa.seq;
+    // ACK + data.
+    b.send(
+        0,
+        &frame(&Seg {
+            seq: 1001,
+            ack: iss.wrapping_add(1),
+            flags: ACK | PSH,
+            payload: b"hello, ferroplane",
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    let data: Vec<u8> = r.iter().flat_map(|r| r.payload.clone()).collect();
+    assert_eq!(data, b"hello, ferroplane", "{r:?}");
+    let last = r.last().unwrap();
+    assert_eq!(last.seq, iss.wrapping_add(1));
+    assert_eq!(last.ack, 1001 + 17);
+    // FIN from the peer: the echo closes too (its FIN acknowledges ours).
+    b.send(
+        0,
+        &frame(&Seg {
+            seq: 1018,
+            ack: iss.wrapping_add(18),
+            flags: ACK | FIN,
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    let fin = r.iter().find(|r| r.fin).unwrap_or_else(|| panic!("{r:?}"));
+    assert_eq!(fin.ack, 1019);
+    assert_eq!(fin.seq, iss.wrapping_add(18));
+    assert_eq!(b.count("tcp-input", "conn_accepted"), 1);
+    // Its ACK ends the connection (LAST-ACK → CLOSED).
+    b.send(
+        0,
+        &frame(&Seg {
+            seq: 1019,
+            ack: iss.wrapping_add(19),
+            flags: ACK,
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    assert_eq!(b.count("tcp-input", "conn_closed"), 1);
+}
+
+#[test]
+fn closed_ports_get_resets_like_rfc_9293_says() {
+    let mut b = echo_bench();
+    // SYN to a closed port: <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>.
+    b.send(
+        0,
+        &frame(&Seg {
+            dport: 8,
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].rst && r[0].ack_flag && !r[0].syn);
+    assert_eq!(
+        (r[0].seq, r[0].ack, r[0].sport, r[0].dport),
+        (0, 1001, 8, 40000)
+    );
+    // An ACK to a closed port: <SEQ=SEG.ACK><CTL=RST>.
+    b.send(
+        0,
+        &frame(&Seg {
+            dport: 8,
+            flags: ACK,
+            ack: 0xdead_beef,
+            payload: b"x",
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].rst && !r[0].ack_flag);
+    assert_eq!(r[0].seq, 0xdead_beef);
+    // A reset is never answered.
+    b.send(
+        0,
+        &frame(&Seg {
+            dport: 8,
+            flags: RST,
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    assert!(tcp_replies(&mut b).is_empty());
+    assert_eq!(b.count("tcp-input", "no_listener"), 3);
+    assert_eq!(b.count("tcp-input", "rst_sent"), 2);
+    // The second echo port listens too.
+    b.send(
+        0,
+        &frame(&Seg {
+            dport: 9007,
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    assert!(r.len() == 1 && r[0].syn && r[0].ack_flag, "{r:?}");
+}
+
+#[test]
+fn malformed_segments_are_dropped_and_counted_by_reason() {
+    let mut b = echo_bench();
+    let cases: [(&str, Seg<'_>); 5] = [
+        (
+            "bad_checksum",
+            Seg {
+                corrupt_checksum: true,
+                ..Seg::default()
+            },
+        ),
+        (
+            "bad_data_offset",
+            Seg {
+                data_offset: Some(4),
+                ..Seg::default()
+            },
+        ),
+        (
+            "bad_data_offset",
+            Seg {
+                data_offset: Some(15),
+                ..Seg::default()
+            },
+        ),
+        (
+            // An MSS option of length 3 (must be 4).
+            "bad_options",
+            Seg {
+                options: &[2, 3, 5, 0xb4],
+                ..Seg::default()
+            },
+        ),
+        (
+            // An option whose length runs past the header.
+            "bad_options",
+            Seg {
+                options: &[8, 40, 0, 0],
+                ..Seg::default()
+            },
+        ),
+    ];
+    for (i, (reason, seg)) in cases.iter().enumerate() {
+        let before = b.count("tcp-input", reason);
+        b.send(0, &frame(seg));
+        b.turns(4);
+        let r = tcp_replies(&mut b);
+        assert!(r.is_empty(), "case {i} ({reason}) answered: {r:?}");
+        assert_eq!(b.count("tcp-input", reason), before + 1, "case {i}");
+    }
+    // A truncated header (12 bytes of TCP).
+    let mut f = frame(&Seg::default());
+    f.truncate(14 + 20 + 12);
+    f[16..18].copy_from_slice(&32u16.to_be_bytes());
+    let ic = {
+        f[24..26].fill(0);
+        checksum::internet_checksum(&f[14..34])
+    };
+    f[24..26].copy_from_slice(&ic.to_be_bytes());
+    b.send(0, &f);
+    b.turns(4);
+    assert!(tcp_replies(&mut b).is_empty());
+    assert_eq!(b.count("tcp-input", "truncated"), 1);
+    // Nothing reached the listener; a good SYN still does.
+    assert_eq!(b.count("tcp-input", "conn_accepted"), 0);
+    b.send(0, &frame(&Seg::default()));
+    b.turns(4);
+    let r = tcp_replies(&mut b);
+    assert!(r.len() == 1 && r[0].syn && r[0].ack_flag, "{r:?}");
+}
+
+// ---------------------------------------------------------------- two stacks
+
+/// What the client app saw.
+#[derive(Default)]
+struct ClientState {
+    to_send: Vec<u8>,
+    sent: usize,
+    received: Vec<u8>,
+    id: Option<SockId>,
+    connected: bool,
+    started: bool,
+    shut: bool,
+    closed: Option<CloseReason>,
+    peer_closed: bool,
+    remote: Option<std::net::SocketAddrV4>,
+}
+
+/// Connects to the echo server, streams `to_send`, half-closes, reads everything back.
+struct Client(Arc<Mutex<ClientState>>);
+
+impl Client {
+    fn push(st: &mut ClientState, s: &mut TcpSocket<'_>) {
+        while st.sent < st.to_send.len() {
+            let n = s.write(&st.to_send[st.sent..]);
+            st.sent += n;
+            if n == 0 {
+                break;
+            }
+        }
+        if st.sent == st.to_send.len() && !st.shut {
+            st.shut = true;
+            s.shutdown();
+        }
+    }
+    fn read(st: &mut ClientState, s: &mut TcpSocket<'_>) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.recv(&mut buf);
+            if n == 0 {
+                break;
+            }
+            st.received.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+impl TcpApp for Client {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.0.lock().unwrap();
+        st.connected = true;
+        Self::push(&mut st, s);
+    }
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        Self::read(&mut self.0.lock().unwrap(), s);
+    }
+    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
+        Self::push(&mut self.0.lock().unwrap(), s);
+    }
+    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.0.lock().unwrap();
+        Self::read(&mut st, s);
+        st.peer_closed = true;
+        s.close();
+    }
+    fn on_close(&mut self, _id: SockId, reason: CloseReason) {
+        self.0.lock().unwrap().closed = Some(reason);
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        let mut st = self.0.lock().unwrap();
+        if !st.started {
+            st.started = true;
+            let r = st.remote.unwrap();
+            st.id = Some(ctl.connect(r).expect("connect"));
+        }
+    }
+}
+
+fn pool(name: &str) -> Mempool {
+    let mut p = MempoolParams::new(name, 4096);
+    p.huge = HugePolicy::Off;
+    p.cache_size = 64;
+    Mempool::new(&p).unwrap()
+}
+
+fn side(name: &str, mac: MacAddr) -> RingSide {
+    RingSide {
+        name: name.into(),
+        id: 0,
+        rx_queues: 1,
+        tx_queues: 1,
+        mac,
+        mtu: 1500,
+    }
+}
+
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x20]);
+
+fn one_port_config(addr: &str, mac: &str, app: &str) -> String {
+    format!(
+        r#"
+[memory]
+huge_pages = "off"
+[[memory.pools]]
+name = "pool"
+mbufs = 4096
+[[ports]]
+name = "p0"
+driver = "null"
+mac = "{mac}"
+ipv4 = ["{addr}/24"]
+[[lcores]]
+id = 1
+rx = ["p0"]
+[app]
+{app}
+[metrics]
+enabled = false
+"#
+    )
+}
+
+/// A tcp-echo stack and a client stack joined by a ring pair.
+struct Pair {
+    server: Lcore,
+    client: Lcore,
+    server_graph: GraphMonitor,
+    client_graph: GraphMonitor,
+}
+
+fn pair(client_app: Box<dyn TcpApp>, echo_app: &str) -> Pair {
+    let (mut sp, mut cp) = RingPort::pair(
+        side("p0", MacAddr([0x02, 0, 0, 0, 0, 0x01])),
+        side("p0", CLIENT_MAC),
+        1024,
+    )
+    .unwrap();
+    let scfg = config::parse(&one_port_config(
+        "198.18.0.1",
+        "02:00:00:00:00:01",
+        echo_app,
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
+    let sstage = app::make_stage(&scfg, &sshared, 1).unwrap();
+    let server_graph = sstage.graph_monitor().unwrap();
+    let server = Lcore::new(
+        1,
+        None,
+        vec![(0, sp.take_rx_queue(0).unwrap())],
+        LcoreIo::new(vec![Some(sp.take_tx_queue(0).unwrap())]),
+        sstage,
+        32,
+        IdlePolicy::Busy,
+    );
+    let ccfg = config::parse(&one_port_config(
+        "198.18.0.2",
+        "02:00:00:00:00:20",
+        "name = \"l3fwd\"",
+    ))
+    .unwrap();
+    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
+    let env = cshared.stack().unwrap().clone();
+    let tcp = TcpApps {
+        apps: vec![client_app],
+        ..TcpApps::default()
+    };
+    let graph = build_graph_with_tcp(
+        &env,
+        2,
+        UdpApps::default(),
+        tcp,
+        &[],
+        cshared.trace().clone(),
+    )
+    .unwrap();
+    let client_graph = graph.monitor();
+    let rx: Vec<(u16, Box<dyn RxQueue>)> = vec![(0, cp.take_rx_queue(0).unwrap())];
+    let tx: Vec<Option<Box<dyn TxQueue>>> = vec![Some(cp.take_tx_queue(0).unwrap())];
+    let client = Lcore::new(
+        2,
+        None,
+        rx,
+        LcoreIo::new(tx),
+        Box::new(GraphStage::new(graph)),
+        32,
+        IdlePolicy::Busy,
+    );
+    Pair {
+        server,
+        client,
+        server_graph,
+        client_graph,
+    }
+}
+
+fn count(g: &GraphMonitor, node: &str, reason: &str) -> u64 {
+    g.stats()
+        .iter()
+        .find(|n| n.node == node)
+        .and_then(|n| n.drops.iter().find(|d| d.0 == reason).map(|d| d.1))
+        .unwrap_or(0)
+}
+
+fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+fn run_echo(echo_app: &str, n: usize) -> (Arc<Mutex<ClientState>>, Pair, Duration) {
+    let st = Arc::new(Mutex::new(ClientState {
+        to_send: random_bytes(n, 0x1234_5678_9abc_def1),
+        remote: Some("198.18.0.1:7".parse().unwrap()),
+        ..ClientState::default()
+    }));
+    let mut p = pair(Box::new(Client(st.clone())), echo_app);
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(30);
+    let mut turns = 0u64;
+    while Instant::now() < deadline && turns < 20_000_000 {
+        p.server.run_turns(1);
+        p.client.run_turns(1);
+        turns += 1;
+        let s = st.lock().unwrap();
+        if s.closed.is_some() || s.peer_closed {
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    // Let the last ACK reach the server.
+    for _ in 0..10 {
+        p.client.run_turns(1);
+        p.server.run_turns(1);
+    }
+    (st, p, took)
+}
+
+#[test]
+fn ferroplane_client_and_tcp_echo_round_trip_a_megabyte() {
+    let n = 1 << 20;
+    let (st, p, took) = run_echo(ECHO, n);
+    let st = st.lock().unwrap();
+    assert!(st.connected, "never connected");
+    assert_eq!(st.sent, n);
+    assert_eq!(
+        st.received.len(),
+        n,
+        "received {} of {n} bytes",
+        st.received.len()
+    );
+    assert!(st.received == st.to_send, "echoed bytes differ");
+    assert!(
+        st.peer_closed,
+        "the echo did not close after the client's FIN"
+    );
+    // The client closed the socket itself: no on_close, no reset.
+    assert_eq!(st.closed, None);
+    assert_eq!(count(&p.server_graph, "tcp-input", "conn_accepted"), 1);
+    // The server's side ended (LAST-ACK → CLOSED); the client's waits in TIME-WAIT.
+    assert_eq!(count(&p.server_graph, "tcp-input", "conn_closed"), 1);
+    assert_eq!(count(&p.client_graph, "tcp-input", "conn_closed"), 0);
+    assert_eq!(count(&p.client_graph, "tcp-input", "conn_connect"), 1);
+    // No segment was dropped as malformed on either side.
+    for g in [&p.server_graph, &p.client_graph] {
+        for r in [
+            "bad_checksum",
+            "bad_data_offset",
+            "bad_options",
+            "truncated",
+            "no_listener",
+        ] {
+            assert_eq!(count(g, "tcp-input", r), 0, "{r}");
+        }
+    }
+    eprintln!(
+        "1 MiB echoed in {took:?} ({:.0} Mbit/s each way)",
+        n as f64 * 8.0 / took.as_secs_f64() / 1e6
+    );
+}
+
+#[test]
+fn small_buffers_apply_backpressure_and_still_deliver_everything() {
+    // 4 KiB socket buffers on the echo: the client's writes are short most of the time.
+    let app = "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 4096\nrecv_buffer = 4096\nmax_connections = 8\nmax_time_wait = 8";
+    let n = 300_000;
+    let (st, _p, _) = run_echo(app, n);
+    let st = st.lock().unwrap();
+    assert_eq!(st.received.len(), n);
+    assert!(st.received == st.to_send);
+    assert!(st.peer_closed);
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused() {
+    let st = Arc::new(Mutex::new(ClientState {
+        to_send: vec![1, 2, 3],
+        remote: Some("198.18.0.1:8".parse().unwrap()),
+        ..ClientState::default()
+    }));
+    let mut p = pair(Box::new(Client(st.clone())), ECHO);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && st.lock().unwrap().closed.is_none() {
+        p.server.run_turns(1);
+        p.client.run_turns(1);
+    }
+    assert_eq!(st.lock().unwrap().closed, Some(CloseReason::Reset));
+    assert!(!st.lock().unwrap().connected);
+    assert_eq!(count(&p.server_graph, "tcp-input", "no_listener"), 1);
+    assert_eq!(count(&p.client_graph, "tcp-input", "conn_reset_by_peer"), 1);
+}
