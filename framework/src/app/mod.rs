@@ -171,6 +171,7 @@ pub fn tcp_echo_apps(e: &crate::config::TcpEchoConfig) -> TcpApps {
         nodelay: e.nodelay,
         congestion: match e.congestion {
             crate::config::TcpCongestion::Newreno => CongestionAlgorithm::NewReno,
+            crate::config::TcpCongestion::Cubic => CongestionAlgorithm::Cubic,
         },
         ..TcpConfig::default()
     };

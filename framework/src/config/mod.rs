@@ -626,6 +626,8 @@ pub struct PktgenConfig {
 pub enum TcpCongestion {
     /// NewReno (RFC 5681, RFC 6582).
     Newreno,
+    /// CUBIC (RFC 9438).
+    Cubic,
 }
 
 /// Options of the `tcp-echo` application.
@@ -642,7 +644,7 @@ pub struct TcpEchoConfig {
     /// Receive buffer (largest advertised window) per connection in bytes,
     /// 1024..=1073741824 (default 262144).
     pub recv_buffer: u32,
-    /// Congestion control (default `"newreno"`).
+    /// Congestion control, `"newreno"` or `"cubic"` (default `"newreno"`).
     pub congestion: TcpCongestion,
     /// Disable Nagle's algorithm (default false).
     pub nodelay: bool,

@@ -1331,9 +1331,12 @@ fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>) -> RawTcpEcho {
     let send_buffer = buffer(d, t, "send_buffer");
     let recv_buffer = buffer(d, t, "recv_buffer");
     let congestion = t
-        .choice(d, "congestion", &["newreno"])
+        .choice(d, "congestion", &["newreno", "cubic"])
         .or(t.dflt("congestion", "newreno"))
-        .map(|_| super::TcpCongestion::Newreno);
+        .map(|c| match c.v {
+            "cubic" => super::TcpCongestion::Cubic,
+            _ => super::TcpCongestion::Newreno,
+        });
     let nodelay = t
         .boolean(d, "nodelay")
         .or(t.dflt("nodelay", false))

@@ -1356,7 +1356,7 @@ fn tcp_echo_fields_are_read_and_checked() {
     );
     // Every field.
     let c = ok(&app(
-        "name = \"tcp-echo\"\nports = [7, 8007]\naddress = \"198.18.1.1\"\nsend_buffer = 65536\nrecv_buffer = 1048576\ncongestion = \"newreno\"\nnodelay = true\nmax_connections = 100\nmax_time_wait = 10\nbacklog = 5",
+        "name = \"tcp-echo\"\nports = [7, 8007]\naddress = \"198.18.1.1\"\nsend_buffer = 65536\nrecv_buffer = 1048576\ncongestion = \"cubic\"\nnodelay = true\nmax_connections = 100\nmax_time_wait = 10\nbacklog = 5",
     ));
     let AppConfig::TcpEcho(t) = &c.app else {
         panic!("{:?}", c.app)
