@@ -486,3 +486,164 @@ enabled = false
     assert!(st.received == st.to_send, "bytes differ");
     assert!(st.peer_closed, "Linux did not close after our FIN");
 }
+
+// ---------------------------------------------------------------- SYN flood
+
+/// Resident memory of process `pid` in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// An interactive `socat` TCP client: lines written to it come back through the echo.
+struct Session {
+    child: Child,
+    got: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Session {
+    fn open(ns: &Netns, dst: &str) -> Session {
+        let mut child = ns
+            .exec(&["socat", "-T", "60", "-", &format!("TCP:{dst}")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                g.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Session { child, got }
+    }
+
+    /// Writes `line` and waits (bounded) until the echo returned everything sent so far.
+    fn round_trip(&mut self, line: &[u8], sent_total: &mut Vec<u8>, limit: Duration) -> bool {
+        use std::io::Write;
+        sent_total.extend_from_slice(line);
+        let stdin = self.child.stdin.as_mut().unwrap();
+        if stdin.write_all(line).is_err() || stdin.flush().is_err() {
+            return false;
+        }
+        wait_for(limit, || *self.got.lock().unwrap() == *sent_total)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `hping3 --flood -S` from the Linux peer against the echo port for a bounded time: an
+/// established connection keeps echoing during and after the flood, a new connection works
+/// afterwards, ferroplane's memory stays bounded, and the listener answered with SYN cookies
+/// (or counted its drops) instead of growing.
+#[test]
+fn syn_flood_does_not_break_established_connections() {
+    if !tools(&["socat", "ping", "hping3", "timeout"]) {
+        return;
+    }
+    let dut = Netns::new("dut").unwrap();
+    let peer = Netns::new("peer").unwrap();
+    let link = VethPair::new("fptfdut0", Some(&dut), "fptfpeer0", Some(&peer)).unwrap();
+    link.addr(End::B, "198.18.0.2/24").unwrap();
+    let ports = r#"
+[[ports]]
+name = "p0"
+driver = "af_packet"
+iface = "fptfdut0"
+ipv4 = ["198.18.0.1/24"]
+"#;
+    let mut fp = Ferroplane::start(
+        &dut,
+        &config(
+            ports,
+            "name = \"tcp-echo\"\nports = [7]\nbacklog = 16\nmax_connections = 256\nmax_time_wait = 64",
+        ),
+    );
+    wait_reachable(&peer, "198.18.0.1", &mut fp);
+    let pid = fp.child.as_ref().unwrap().id();
+    let mut s = Session::open(&peer, "198.18.0.1:7");
+    let mut sent = Vec::new();
+    assert!(
+        s.round_trip(b"before the flood\n", &mut sent, Duration::from_secs(10)),
+        "no echo before the flood:\n{}",
+        fp.log()
+    );
+    let rss_before = rss_kib(pid);
+    // The flood: bounded by coreutils timeout (and by the wait below).
+    let mut flood = peer
+        .exec(&[
+            "timeout",
+            "4",
+            "hping3",
+            "--flood",
+            "-S",
+            "-p",
+            "7",
+            "-q",
+            "198.18.0.1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = s.round_trip(b"during the flood\n", &mut sent, Duration::from_secs(10));
+    let finished = wait_for(Duration::from_secs(15), || {
+        flood.try_wait().ok().flatten().is_some()
+    });
+    if !finished {
+        let _ = flood.kill();
+    }
+    let _ = flood.wait();
+    fp.assert_running();
+    let rss_after = rss_kib(pid);
+    assert!(
+        during,
+        "the established connection stalled during the flood"
+    );
+    assert!(
+        s.round_trip(b"after the flood\n", &mut sent, Duration::from_secs(10)),
+        "no echo after the flood"
+    );
+    let (back, err) = socat_tcp(&peer, "198.18.0.1:7", b"a new connection\n", T);
+    assert_eq!(back, b"a new connection\n", "socat: {err}");
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "memory grew from {rss_before} KiB to {rss_after} KiB"
+    );
+    drop(s);
+    let log = fp.stop();
+    eprintln!("rss {rss_before} KiB -> {rss_after} KiB");
+    // The flood reached the stack: thousands of segments went through tcp-input.
+    let line = log
+        .lines()
+        .find(|l| l.trim_start().starts_with("tcp-input"))
+        .unwrap_or_else(|| panic!("no tcp-input in the final report:\n{log}"));
+    let packets: u64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    eprintln!("{line}");
+    assert!(
+        packets > 5000,
+        "only {packets} segments reached tcp-input:\n{log}"
+    );
+}
