@@ -249,6 +249,9 @@ pub struct Connection {
     sb: Scoreboard,
     /// End of the data retransmitted in the current SACK recovery (RFC 6675 `HighRxt`).
     high_rxt: Seq,
+    /// Whether this SACK recovery made its rescue retransmission (RFC 6675 `RescueRxt`,
+    /// which is always the recovery point when set).
+    rescued: bool,
     recovery_cwnd: u32,
     dupacks: u32,
 
@@ -358,6 +361,7 @@ impl Connection {
             recover: iss,
             sb: Scoreboard::new(if cfg.sack { SCOREBOARD_RANGES } else { 1 }),
             high_rxt: iss,
+            rescued: false,
             recovery_cwnd: 0,
             dupacks: 0,
             rto_at: None,
@@ -1316,8 +1320,9 @@ impl Connection {
     /// `NextSeg` and the transmission loop of SACK-based loss recovery (RFC 6675 §4, §5):
     /// the first retransmission goes at once; after it, segments go while
     /// `cwnd − pipe ≥ SMSS`: (1) the first lost hole above `HighRxt`, (2) new data, (3) a
-    /// hole not yet deemed lost below the highest SACKed byte. (The optional rescue
-    /// retransmission, rule 4, is not implemented: a lost tail waits for the RTO.)
+    /// hole not yet deemed lost below the highest SACKed byte, (4) once per recovery, the
+    /// rescue retransmission of the last unSACKed segment, so a lost tail does not wait for
+    /// the retransmission timeout.
     fn sack_next_segment(&mut self, now: u64) -> Option<(TcpHeader, usize, usize)> {
         if !self.send_state() {
             return None;
@@ -1348,6 +1353,21 @@ impl Connection {
         }
         if let Some(h) = hole {
             return self.retransmit_at(h.start, h.end, now);
+        }
+        if !self.rescued {
+            // Rule 4: RescueRxt = RecoveryPoint; HighRxt does not move.
+            let tail = self.snd_max.since(self.snd_una).min(self.max_payload());
+            let mut start = self.snd_max - tail;
+            if let Some(e) = self.sb.highest_end().filter(|e| e.gt(start)) {
+                start = e;
+            }
+            if start.lt(self.snd_max) {
+                self.rescued = true;
+                let high_rxt = self.high_rxt;
+                let seg = self.retransmit_at(start, self.snd_max, now);
+                self.high_rxt = high_rxt;
+                return seg;
+            }
         }
         None
     }
@@ -1916,6 +1936,7 @@ impl Connection {
         self.in_recovery = true;
         self.recovery_cwnd = self.cc.cwnd() + 3 * self.mss;
         self.high_rxt = self.snd_una;
+        self.rescued = false;
         self.rtx_pending = true;
         self.stats.fast_retransmits += 1;
         if self.sack_ok {

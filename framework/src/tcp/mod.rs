@@ -51,11 +51,11 @@
 //!   blocks are validated against `[SND.UNA, SND.MAX]` and invalid ones counted),
 //!   `IsLost` (DupThresh 3: more than 2·SMSS bytes or 3 ranges SACKed above), recovery
 //!   entered on the third duplicate ACK or as soon as `IsLost(SND.UNA)`, the pipe
-//!   estimate, `NextSeg` rules 1–3 (lost holes, new data, other holes) sent while
-//!   `cwnd − pipe ≥ SMSS`, the recovery point, and only holes retransmitted. A timeout
-//!   clears the scoreboard (§5.1); go-back-N after it skips ranges SACKed since. Without
-//!   SACK, NewReno fast recovery (RFC 6582). No rescue retransmission (rule 4), RACK or
-//!   D-SACK undo.
+//!   estimate, `NextSeg` rules 1–4 (lost holes, new data, other holes, one rescue
+//!   retransmission of the tail per recovery) sent while `cwnd − pipe ≥ SMSS`, the
+//!   recovery point, and only holes retransmitted. A timeout clears the scoreboard (§5.1);
+//!   go-back-N after it skips ranges SACKed since. Without SACK, NewReno fast recovery
+//!   (RFC 6582). No RACK, and no D-SACK or undo of spurious reductions.
 //! * Congestion control chosen per connection (or listener) by
 //!   [`TcpConfig::congestion`]: NewReno, or [`Cubic`] (RFC 9438: β = 0.7, C = 0.4, the
 //!   Reno-friendly region, fast convergence, `K = 0` epoch after a timeout, epoch restart

@@ -148,6 +148,11 @@ impl Scoreboard {
             .map(|r| r.1)
     }
 
+    /// The end of the highest SACKed range.
+    pub(crate) fn highest_end(&self) -> Option<Seq> {
+        self.ranges.last().map(|r| r.1)
+    }
+
     /// The start of the first SACKed range after `seq`.
     pub(crate) fn next_sacked_after(&self, seq: Seq) -> Option<Seq> {
         self.ranges.iter().find(|r| r.0.gt(seq)).map(|r| r.0)

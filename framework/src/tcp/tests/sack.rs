@@ -315,3 +315,33 @@ fn sack_recovery_by_hand_and_timeout_clears_the_scoreboard() {
     assert_eq!(seqs.first(), Some(&seg(1)), "{seqs:?}");
     assert!(!seqs.contains(&seg(3)) && !seqs.contains(&seg(4)) && !seqs.contains(&seg(5)));
 }
+
+#[test]
+fn rescue_retransmission_repairs_a_lost_tail() {
+    // Ten segments and nothing more to send; the first and the last are lost.
+    let (mut a, p) = established(&TcpConfig::default(), sack_peer());
+    assert_eq!(a.send(&pattern(14_600, 4), 2 * MS), 14_600);
+    let out = drain(&mut a, 2 * MS);
+    assert_eq!(out.len(), 10);
+    let una = out[0].header.seq;
+    let seg = |k: u32| una + k * 1460;
+    let mut rtx = Vec::new();
+    for k in 2..=9 {
+        // Segments 1..k arrived (k - 1 of them): the peer SACKs them.
+        a.on_segment(&with_sack(p.ack_seg(), &[(seg(1), seg(k))]), 22 * MS);
+        rtx.extend(drain(&mut a, 22 * MS).into_iter().map(|o| o.header.seq));
+    }
+    assert!(a.in_recovery());
+    // Segment 0 (rule 1 on entry), then, with no new data and no hole left below the
+    // highest SACK, the rescue retransmission of the tail (rule 4), once.
+    assert_eq!(rtx, [seg(0), seg(9)]);
+    assert_eq!(a.stats().bytes_retransmitted, 2 * 1460);
+    // Both arrive: everything is acknowledged without a timeout.
+    let mut q = p.clone();
+    q.ack = seg(10);
+    a.on_segment(&q.ack_seg(), 42 * MS);
+    assert!(!a.in_recovery());
+    assert_eq!(a.bytes_in_flight(), 0);
+    assert_eq!(a.stats().rto_expirations, 0);
+    assert_eq!(a.next_timer(), None);
+}
