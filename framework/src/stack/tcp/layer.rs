@@ -35,6 +35,9 @@ pub struct LayerParams {
     pub backlog: usize,
     /// Ephemeral ports for active opens, inclusive.
     pub ephemeral: (u16, u16),
+    /// RSS steering of this lcore: when set, active opens only use ephemeral ports whose
+    /// replies hash to this lcore's queue.
+    pub rss: Option<super::rss::RssSteer>,
 }
 
 impl Default for LayerParams {
@@ -44,6 +47,7 @@ impl Default for LayerParams {
             max_time_wait: 1024,
             backlog: 128,
             ephemeral: (32768, 60999),
+            rss: None,
         }
     }
 }
@@ -599,7 +603,12 @@ impl Core {
             self.next_ephemeral = if p >= hi { lo } else { p + 1 };
             let key = FlowKey::new(SocketAddrV4::new(local, p), remote);
             let metas = &self.metas;
-            if self.index.get(&key, |s| metas[s as usize].key).is_none()
+            let steered = self
+                .params
+                .rss
+                .is_none_or(|r| r.is_mine(*remote.ip(), remote.port(), local, p));
+            if steered
+                && self.index.get(&key, |s| metas[s as usize].key).is_none()
                 && self.find_listener(local, p).is_none()
             {
                 return Some(p);
@@ -826,5 +835,92 @@ impl TcpControl<'_> {
             id,
             now: self.now,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::tcp::rss::{RssSteer, SYMMETRIC_KEY};
+
+    struct Null;
+    impl TcpApp for Null {
+        fn on_data(&mut self, _s: &mut TcpSocket<'_>) {}
+    }
+
+    struct Count(usize);
+    impl SegmentSink for Count {
+        fn room(&self) -> usize {
+            usize::MAX
+        }
+        fn send(&mut self, _t: &Transmit<'_>, _port_hint: u16) {
+            self.0 += 1;
+        }
+    }
+
+    fn layer(params: LayerParams) -> TcpLayer {
+        let src: SourceFn = Arc::new(|_| Some((Ipv4Addr::new(198, 18, 0, 1), 0)));
+        TcpLayer::new(
+            TcpConfig::default(),
+            params,
+            IsnGenerator::new([7; 16]),
+            src,
+            42,
+            0,
+        )
+    }
+
+    #[test]
+    fn active_opens_pick_steered_unique_ports_until_the_table_is_full() {
+        let rss = RssSteer {
+            key: SYMMETRIC_KEY,
+            queues: 4,
+            queue: 1,
+        };
+        let mut l = layer(LayerParams {
+            max_connections: 40,
+            rss: Some(rss),
+            ..LayerParams::default()
+        });
+        let app = l.add_app(Box::new(Null));
+        let remote: SocketAddrV4 = "198.18.0.2:80".parse().unwrap();
+        let mut ports = Vec::new();
+        for _ in 0..40 {
+            let id = l.connect(app, remote, 0).unwrap();
+            let c = l.connection(id).unwrap();
+            assert_eq!(*c.local().ip(), Ipv4Addr::new(198, 18, 0, 1));
+            let p = c.local().port();
+            assert!(
+                rss.is_mine(*remote.ip(), 80, *c.local().ip(), p),
+                "port {p}"
+            );
+            assert!(!ports.contains(&p));
+            ports.push(p);
+        }
+        assert_eq!(l.connect(app, remote, 0), Err(TcpError::TableFull));
+        assert_eq!(l.connections(), 40);
+        // The SYNs go out on the next poll.
+        let mut sink = Count(0);
+        l.poll(1, &mut sink);
+        assert_eq!(sink.0, 40);
+        assert_eq!(l.stats().connects, 40);
+        assert_eq!(l.stats().connect_failed, 1);
+    }
+
+    #[test]
+    fn ephemeral_ports_run_out_cleanly() {
+        let mut l = layer(LayerParams {
+            ephemeral: (50000, 50003),
+            ..LayerParams::default()
+        });
+        let app = l.add_app(Box::new(Null));
+        let remote: SocketAddrV4 = "198.18.0.2:80".parse().unwrap();
+        for _ in 0..4 {
+            l.connect(app, remote, 0).unwrap();
+        }
+        assert_eq!(l.connect(app, remote, 0), Err(TcpError::NoPort));
+        // Another peer can reuse the same local ports.
+        let other: SocketAddrV4 = "198.18.0.3:80".parse().unwrap();
+        assert!(l.connect(app, other, 0).is_ok());
     }
 }

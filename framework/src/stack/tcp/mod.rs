@@ -8,10 +8,13 @@
 //! the engine transmits into IPv4 packets for `ipv4-lookup`.
 //!
 //! Nothing is shared between lcores: a connection lives on the lcore its packets arrive at
-//! (hardware RSS, or a software hash for software ports).
+//! (hardware RSS, or [`rss::toeplitz`] for software steering; with
+//! [`LayerParams::rss`] set, active opens pick ephemeral ports whose replies hash to the lcore's
+//! own queue).
 
 pub mod echo;
 pub mod layer;
+pub mod rss;
 pub mod table;
 pub mod wheel;
 
@@ -20,5 +23,6 @@ pub use layer::{
     AppId, CloseReason, InputOutcome, LayerParams, LayerStats, SegmentSink, SockId, SourceFn,
     TcpApp, TcpControl, TcpError, TcpLayer, TcpSocket,
 };
+pub use rss::RssSteer;
 pub use table::{FlowIndex, FlowKey};
 pub use wheel::TimerWheel;
