@@ -491,6 +491,16 @@ struct Pair {
 }
 
 fn pair(client_app: Box<dyn TcpApp>, echo_app: &str) -> Pair {
+    pair_with(
+        TcpApps {
+            apps: vec![client_app],
+            ..TcpApps::default()
+        },
+        echo_app,
+    )
+}
+
+fn pair_with(tcp: TcpApps, echo_app: &str) -> Pair {
     let (mut sp, mut cp) = RingPort::pair(
         side("p0", MacAddr([0x02, 0, 0, 0, 0, 0x01])),
         side("p0", CLIENT_MAC),
@@ -523,10 +533,6 @@ fn pair(client_app: Box<dyn TcpApp>, echo_app: &str) -> Pair {
     .unwrap();
     let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
     let env = cshared.stack().unwrap().clone();
-    let tcp = TcpApps {
-        apps: vec![client_app],
-        ..TcpApps::default()
-    };
     let graph = build_graph_with_tcp(
         &env,
         2,
@@ -675,4 +681,138 @@ fn connect_to_a_closed_port_is_refused() {
     assert!(!st.lock().unwrap().connected);
     assert_eq!(count(&p.server_graph, "tcp-input", "no_listener"), 1);
     assert_eq!(count(&p.client_graph, "tcp-input", "conn_reset_by_peer"), 1);
+}
+
+/// The timer wheel drives the engine: an unacknowledged SYN-ACK (listener timers) and then
+/// unacknowledged echoed data (connection timers, via the wheel) are sent again after their
+/// retransmission timeouts, with the same sequence numbers.
+#[test]
+fn retransmissions_come_from_the_timer_wheel() {
+    let mut b = echo_bench();
+    b.send(0, &frame(&Seg::default()));
+    b.turns(4);
+    let first = tcp_replies(&mut b);
+    assert!(first.len() == 1 && first[0].syn, "{first:?}");
+    let iss = first[0].seq;
+    // Not acknowledged: the SYN-ACK comes again after the initial RTO (1 s).
+    let t0 = Instant::now();
+    let mut again = Vec::new();
+    while again.is_empty() && t0.elapsed() < Duration::from_secs(4) {
+        std::thread::sleep(Duration::from_millis(20));
+        b.turns(2);
+        again = tcp_replies(&mut b);
+    }
+    let waited = t0.elapsed();
+    assert!(
+        again.len() == 1 && again[0].syn && again[0].seq == iss,
+        "{again:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900),
+        "too early: {waited:?}"
+    );
+    // Complete the handshake with data; the echo is not acknowledged.
+    b.send(
+        0,
+        &frame(&Seg {
+            seq: 1001,
+            ack: iss.wrapping_add(1),
+            flags: ACK | PSH,
+            payload: b"tick",
+            ..Seg::default()
+        }),
+    );
+    b.turns(4);
+    let echo = tcp_replies(&mut b);
+    let data = echo.iter().find(|r| !r.payload.is_empty()).unwrap();
+    assert_eq!(
+        (data.payload.as_slice(), data.seq),
+        (&b"tick"[..], iss.wrapping_add(1))
+    );
+    let timers = b.count("tcp-input", "timer_fired");
+    let t0 = Instant::now();
+    let mut rtx = None;
+    while rtx.is_none() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+        b.turns(2);
+        rtx = tcp_replies(&mut b)
+            .into_iter()
+            .find(|r| !r.payload.is_empty());
+    }
+    let rtx = rtx.expect("the echoed data was never retransmitted");
+    assert_eq!(
+        (rtx.payload.as_slice(), rtx.seq),
+        (&b"tick"[..], iss.wrapping_add(1))
+    );
+    assert!(b.count("tcp-input", "timer_fired") > timers);
+}
+
+/// Opens `total` connections one after the other; each sends one line, closes first (so the
+/// client side ends in TIME-WAIT) and waits for the echo and the server's FIN.
+struct Repeater {
+    total: u32,
+    opened: u32,
+    done: Arc<Mutex<u32>>,
+    busy: bool,
+}
+
+impl TcpApp for Repeater {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        assert_eq!(s.write(b"one line\n"), 9);
+        s.shutdown();
+    }
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        let mut buf = [0u8; 64];
+        while s.recv(&mut buf) > 0 {}
+    }
+    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
+        let mut buf = [0u8; 64];
+        while s.recv(&mut buf) > 0 {}
+        s.close();
+        *self.done.lock().unwrap() += 1;
+        self.busy = false;
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        if !self.busy && self.opened < self.total {
+            ctl.connect("198.18.0.1:7".parse().unwrap()).unwrap();
+            self.opened += 1;
+            self.busy = true;
+        }
+    }
+}
+
+#[test]
+fn time_wait_is_bounded() {
+    let done = Arc::new(Mutex::new(0));
+    let tcp = TcpApps {
+        apps: vec![Box::new(Repeater {
+            total: 6,
+            opened: 0,
+            done: done.clone(),
+            busy: false,
+        })],
+        params: ferroplane::stack::tcp::LayerParams {
+            max_connections: 8,
+            max_time_wait: 2,
+            ..ferroplane::stack::tcp::LayerParams::default()
+        },
+        ..TcpApps::default()
+    };
+    let mut p = pair_with(tcp, ECHO);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && *done.lock().unwrap() < 6 {
+        p.server.run_turns(1);
+        p.client.run_turns(1);
+    }
+    for _ in 0..10 {
+        p.server.run_turns(1);
+        p.client.run_turns(1);
+    }
+    assert_eq!(*done.lock().unwrap(), 6);
+    // Two stay in TIME-WAIT; the other four were freed on entering it.
+    assert_eq!(count(&p.client_graph, "tcp-input", "time_wait_overflow"), 4);
+    assert_eq!(count(&p.client_graph, "tcp-input", "conn_closed"), 4);
+    assert_eq!(count(&p.client_graph, "tcp-input", "conn_connect"), 6);
+    // The server's sides all ended (LAST-ACK → CLOSED).
+    assert_eq!(count(&p.server_graph, "tcp-input", "conn_closed"), 6);
 }
