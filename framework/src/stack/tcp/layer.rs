@@ -752,8 +752,9 @@ fn pump(
             apps[meta.app as usize].on_close(id, CloseReason::Closed);
         }
         if c.time_wait >= c.params.max_time_wait {
-            c.stats.time_wait_overflow += 1;
+            // Freed once its last segments are out (counted then, once).
             if !meta.dirty {
+                c.stats.time_wait_overflow += 1;
                 c.release(slot);
             }
             return;
