@@ -99,7 +99,12 @@ ipv4 = ["198.18.0.1/24"]
 [[lcores]]
 id = 1
 rx = ["p0:0"]
+
+[run]
 idle = "adaptive"
+
+[metrics]
+enabled = false
 
 [app]
 name = "http"

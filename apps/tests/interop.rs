@@ -8,137 +8,12 @@
 
 mod support;
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use support::netns::{find_tool, require_root, require_tool, wait_for, End, Netns, VethPair};
-
-const T: Duration = Duration::from_secs(10);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ferroplane")
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tools(names: &[&str]) -> bool {
-    require_root() && names.iter().all(|t| require_tool(t))
-}
-
-/// A running ferroplane process; stopped with SIGTERM (and checked to exit 0) on `stop`, killed
-/// on drop.
-struct Ferroplane {
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Ferroplane {
-    /// Writes `config` and starts `ferroplane run` in `ns`.
-    fn start(ns: &Netns, config: &str) -> Ferroplane {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("ferroplane.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let log = dir.path().join("ferroplane.log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let child = ns
-            .exec(&[bin(), "run", cfg.to_str().unwrap(), "--quiet"])
-            .stdin(std::process::Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        Ferroplane {
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    /// Fails the test with the log if the process died.
-    fn assert_running(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                panic!("ferroplane exited early ({status}):\n{}", self.log());
-            }
-        }
-    }
-
-    /// SIGTERM, then waits (bounded) for a clean exit; returns the log.
-    fn stop(mut self) -> String {
-        let mut c = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child (the `ip netns exec` wrapper execs ferroplane).
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = c.kill();
-                panic!("ferroplane did not stop within 10 s:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let log = self.log();
-        assert!(status.success(), "ferroplane exit {status}:\n{log}");
-        log
-    }
-}
-
-impl Drop for Ferroplane {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The config of a ferroplane with `ports` (TOML `[[ports]]` tables) running `app`.
-fn config(ports: &str, rx: &str, app: &str) -> String {
-    format!(
-        r#"
-[[memory.pools]]
-name = "pool"
-mbufs = 8192
-data_room = 2048
-headroom = 256
-cache_size = 128
-
-{ports}
-
-[[lcores]]
-id = 1
-rx = [{rx}]
-
-[app]
-{app}
-
-[metrics]
-enabled = false
-
-[run]
-idle = "adaptive"
-"#
-    )
-}
+use support::ferroplane::{bin, config, full_checksums, out, tools, wait_reachable, Ferroplane, T};
+use support::netns::{find_tool, wait_for, End, Netns, VethPair};
 
 /// No `xdp` left on any link of `ns`.
 fn assert_no_xdp(ns: &Netns) {
@@ -147,25 +22,6 @@ fn assert_no_xdp(ns: &Netns) {
         !links.contains("xdp"),
         "an XDP program is still attached:\n{links}"
     );
-}
-
-/// Turns off transmit checksum offload on a Linux peer's veth end. A kernel talking over veth
-/// leaves TCP/UDP checksums partial (the "NIC" would finish them); AF_XDP hands frames to user
-/// space with no way to say so (AF_PACKET does, and its driver completes them), so for AF_XDP
-/// ports the peers must send finished checksums, as they do over a real wire.
-fn full_checksums(ns: &Netns, dev: &str) {
-    let o = ns.run(&["ethtool", "-K", dev, "tx", "off"], T).unwrap();
-    assert!(o.status.success(), "ethtool: {}", out(&o));
-}
-
-/// Waits until `ping` from `ns` to `dst` succeeds (the data plane is up and ARP resolved).
-fn wait_reachable(ns: &Netns, dst: &str, fp: &mut Ferroplane) {
-    let ok = wait_for(Duration::from_secs(15), || {
-        fp.assert_running();
-        ns.run(&["ping", "-c", "1", "-W", "1", dst], T)
-            .is_ok_and(|o| o.status.success())
-    });
-    assert!(ok, "{dst} never answered ping:\n{}", fp.log());
 }
 
 /// Starts a capture on `dev` in `ns` into `file`; returns the capture process.

@@ -26,6 +26,7 @@ pub struct AppShared {
     trace: Arc<TraceControl>,
     pktgen: Option<Arc<pktgen::PktgenShared>>,
     pools: Vec<Mempool>,
+    http: Option<Arc<http::Site>>,
 }
 
 impl AppShared {
@@ -60,7 +61,10 @@ pub fn prepare(
     };
     let stack = match cfg.app {
         AppConfig::L2fwd(_) | AppConfig::Pktgen(_) => None,
-        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) | AppConfig::TcpEcho(_) => Some(
+        AppConfig::L3fwd(_)
+        | AppConfig::UdpEcho(_)
+        | AppConfig::TcpEcho(_)
+        | AppConfig::Http(_) => Some(
             env_from_config(cfg, ports, pools).map_err(|e| RuntimeError::Stack(e.to_string()))?,
         ),
     };
@@ -79,6 +83,12 @@ pub fn prepare(
         trace,
         pktgen,
         pools: kept_pools,
+        http: match &cfg.app {
+            AppConfig::Http(h) => Some(Arc::new(
+                http::load_site(h).map_err(|e| RuntimeError::Stack(format!("http: {e}")))?,
+            )),
+            _ => None,
+        },
     })
 }
 
@@ -135,7 +145,10 @@ pub fn make_stage(
                 &shared.pools,
             )?))
         }
-        AppConfig::L3fwd(_) | AppConfig::UdpEcho(_) | AppConfig::TcpEcho(_) => {
+        AppConfig::L3fwd(_)
+        | AppConfig::UdpEcho(_)
+        | AppConfig::TcpEcho(_)
+        | AppConfig::Http(_) => {
             let env = shared
                 .stack
                 .as_ref()
@@ -153,6 +166,22 @@ pub fn make_stage(
             };
             let tcp = match &cfg.app {
                 AppConfig::TcpEcho(e) => tcp_echo_apps(e),
+                AppConfig::Http(h) => {
+                    let site = shared
+                        .http
+                        .clone()
+                        .expect("prepare() loads the site for http");
+                    let mut apps = tcp_echo_apps(&h.tcp);
+                    apps.apps = vec![Box::new(http::HttpServer::new(
+                        site,
+                        http::HttpLimits {
+                            max_head: h.max_request_head as usize,
+                            ..http::HttpLimits::default()
+                        },
+                        h.tcp.max_connections as usize,
+                    ))];
+                    apps
+                }
                 _ => TcpApps::default(),
             };
             let graph = build_graph_with_tcp(env, lcore, udp, tcp, &cfg.acls, shared.trace.clone())

@@ -656,6 +656,42 @@ pub struct TcpEchoConfig {
     pub backlog: u32,
 }
 
+/// Where an HTTP route's body comes from (`body` or `file` in `[[app.routes]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpBody {
+    /// The text given in the config.
+    Text(String),
+    /// A file read into memory at start-up.
+    File(std::path::PathBuf),
+}
+
+/// One `[[app.routes]]` of the `http` application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpRouteConfig {
+    /// Request path served (exact match; the query string is ignored), starting with `/`.
+    pub path: String,
+    /// The `Content-Type` of the response (default `text/plain`).
+    pub content_type: String,
+    /// The response body.
+    pub body: HttpBody,
+}
+
+/// Options of the `http` application: the TCP server options of `tcp-echo` (listening ports,
+/// default `[80]`) plus the routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HttpConfig {
+    /// Listening ports, buffers, congestion control and limits.
+    #[serde(flatten)]
+    pub tcp: TcpEchoConfig,
+    /// The paths served, each with a fixed body (404 for every other path).
+    pub routes: Vec<HttpRouteConfig>,
+    /// The `Server` header (default `ferroplane`).
+    pub server: String,
+    /// Largest request head in bytes, 256..=65536 (default 8192); larger gets 431.
+    pub max_request_head: u32,
+}
+
 /// The application run by the lcores (`[app]`, chosen by `name`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
@@ -673,6 +709,8 @@ pub enum AppConfig {
     /// `name = "tcp-echo"`: echo every byte received on TCP connections to the ports.
     #[serde(rename = "tcp-echo")]
     TcpEcho(TcpEchoConfig),
+    /// `name = "http"`: an HTTP/1.1 server of fixed responses and files held in memory.
+    Http(HttpConfig),
 }
 
 impl AppConfig {
@@ -684,6 +722,7 @@ impl AppConfig {
             AppConfig::UdpEcho(_) => "udp-echo",
             AppConfig::Pktgen(_) => "pktgen",
             AppConfig::TcpEcho(_) => "tcp-echo",
+            AppConfig::Http(_) => "http",
         }
     }
 }

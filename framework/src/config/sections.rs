@@ -6,6 +6,7 @@
 //! The L2/L3 stack's sections (`[[routes]]`, `[[neighbours]]`, `[[acl]]`, `[stack]`, `[trace]`)
 //! and the IPv4 value formats are read in the child module `net`.
 
+pub(super) mod http;
 pub(super) mod net;
 pub(super) mod pktgen;
 
@@ -1173,6 +1174,8 @@ pub(super) enum RawApp {
     },
     Pktgen(pktgen::RawPktgen),
     TcpEcho(RawTcpEcho),
+    /// `http`: the TCP server options and the HTTP ones.
+    Http(RawTcpEcho, http::RawHttp),
 }
 
 /// `[app]` of `tcp-echo`; `None` fields were invalid (errors recorded).
@@ -1189,26 +1192,43 @@ pub(super) struct RawTcpEcho {
     pub(super) backlog: Option<u32>,
 }
 
+/// The keys of the TCP server applications (`tcp-echo`, `http`).
+const TCP_SERVER_KEYS: &[&str] = &[
+    "ports",
+    "address",
+    "send_buffer",
+    "recv_buffer",
+    "congestion",
+    "nodelay",
+    "max_connections",
+    "max_time_wait",
+    "backlog",
+];
+
+/// The keys of `http`: the TCP server's and its own.
+const HTTP_KEYS: &[&str] = &[
+    "ports",
+    "address",
+    "send_buffer",
+    "recv_buffer",
+    "congestion",
+    "nodelay",
+    "max_connections",
+    "max_time_wait",
+    "backlog",
+    "routes",
+    "server",
+    "max_request_head",
+];
+
 /// Application-specific keys of each application.
 const APP_KEYS: &[(&str, &[&str])] = &[
     ("l2fwd", &["mode", "pairs", "peer_macs"]),
     ("l3fwd", &[]),
     ("udp-echo", &["port", "address"]),
     ("pktgen", pktgen::PKTGEN_KEYS),
-    (
-        "tcp-echo",
-        &[
-            "ports",
-            "address",
-            "send_buffer",
-            "recv_buffer",
-            "congestion",
-            "nodelay",
-            "max_connections",
-            "max_time_wait",
-            "backlog",
-        ],
-    ),
+    ("tcp-echo", TCP_SERVER_KEYS),
+    ("http", HTTP_KEYS),
 ];
 
 /// Reads `[app]`; `None` if it is unusable (errors recorded).
@@ -1265,7 +1285,11 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         Some("l2fwd") => Some(RawApp::L2fwd(read_l2fwd(d, &mut t))),
         Some("l3fwd") => Some(RawApp::L3fwd),
         Some("pktgen") => Some(RawApp::Pktgen(pktgen::read_pktgen(d, &mut t))),
-        Some("tcp-echo") => Some(RawApp::TcpEcho(read_tcp_echo(d, &mut t))),
+        Some("tcp-echo") => Some(RawApp::TcpEcho(read_tcp_echo(d, &mut t, 7))),
+        Some("http") => {
+            let tcp = read_tcp_echo(d, &mut t, 80);
+            Some(RawApp::Http(tcp, http::read_http(d, &mut t)))
+        }
         Some(_) => {
             let port = t
                 .int(
@@ -1285,10 +1309,11 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
     app
 }
 
-fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>) -> RawTcpEcho {
+/// Reads the TCP server keys of `[app]`; `default_port` is listened on when `ports` is absent.
+fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>, default_port: u16) -> RawTcpEcho {
     const PORT_HINT: &str = "TCP ports to listen on, each 1 to 65535, like ports = [7, 8007]";
     let ports = match t.array(d, "ports", PORT_HINT) {
-        Got::Absent => Some(vec![t.dflt("ports", 7u16)]),
+        Got::Absent => Some(vec![t.dflt("ports", default_port)]),
         Got::Bad => None,
         Got::Ok(a) => {
             let mut out = Vec::new();
@@ -1359,7 +1384,10 @@ fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>) -> RawTcpEcho {
             1 << 20,
             "connections per lcore kept in TIME-WAIT, at most max_connections, like 1024",
         )
-        .or(t.dflt("max_time_wait", 1024));
+        .or(t.dflt(
+            "max_time_wait",
+            max_connections.map_or(1024, |m| m.min(1024)),
+        ));
     let backlog = t
         .int(
             d,

@@ -7,6 +7,8 @@ use super::*;
 
 /// The drivers on Linux interfaces (`af_packet`, `af_xdp`, `tap`).
 mod drivers;
+/// The http application.
+mod http;
 /// The L2/L3 stack's sections.
 mod net;
 

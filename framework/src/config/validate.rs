@@ -17,8 +17,8 @@ use super::sections::{
     RawL2fwd, RawLcore, RawMemory, RawPort,
 };
 use super::{
-    AppConfig, Config, ConfigErrors, DriverConfig, FwdMode, L2fwdConfig, LcoreConfig, MemoryConfig,
-    PoolConfig, PortConfig, QueueRef,
+    AppConfig, Config, ConfigErrors, DriverConfig, FwdMode, HttpConfig, L2fwdConfig, LcoreConfig,
+    MemoryConfig, PoolConfig, PortConfig, QueueRef,
 };
 
 /// Bytes an `af_xdp` port leaves free at the start of each buffer (`XDP_PACKET_HEADROOM`): the
@@ -642,6 +642,21 @@ impl Cross {
             RawApp::L3fwd => Some(self.check_l3fwd()),
             RawApp::UdpEcho { port, address } => Some(self.check_udp_echo(port, address)),
             RawApp::TcpEcho(raw) => Some(self.check_tcp_echo(raw)),
+            RawApp::Http(tcp, http) => {
+                let app = self.check_tcp_server(tcp, "http");
+                let config = match (app.config, http.routes, http.server, http.max_request_head) {
+                    (Some(AppConfig::TcpEcho(tcp)), Some(routes), Some(server), Some(head)) => {
+                        Some(AppConfig::Http(HttpConfig {
+                            tcp,
+                            routes,
+                            server,
+                            max_request_head: head,
+                        }))
+                    }
+                    _ => None,
+                };
+                Some(App { config, tx: app.tx })
+            }
         }
     }
 

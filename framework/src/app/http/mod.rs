@@ -18,11 +18,29 @@
 //!   `Connection: keep-alive`. Every response carries `Date`, `Server`, `Content-Type`,
 //!   `Content-Length` and `Connection`.
 
+mod server;
 mod session;
 mod site;
 
 #[cfg(test)]
 mod tests;
 
+pub use server::HttpServer;
 pub use session::{Flush, HttpLimits, HttpSession, HttpStats, MAX_HEADERS, PIPELINE_DEPTH};
 pub use site::{Builtin, DateLine, ResponseId, Site, SiteBuilder, SiteError};
+
+use crate::config::{HttpBody, HttpConfig};
+
+/// Builds the site of an `http` config: reads every route's file into memory.
+pub fn load_site(cfg: &HttpConfig) -> Result<Site, String> {
+    let mut b = SiteBuilder::new(&cfg.server);
+    for r in &cfg.routes {
+        let body: Vec<u8> = match &r.body {
+            HttpBody::Text(t) => t.clone().into_bytes(),
+            HttpBody::File(f) => std::fs::read(f)
+                .map_err(|e| format!("route {}: cannot read {}: {e}", r.path, f.display()))?,
+        };
+        b.route(&r.path, &r.content_type, body);
+    }
+    b.build().map_err(|e| e.to_string())
+}

@@ -463,7 +463,17 @@ impl Cross {
     }
 
     pub(super) fn check_tcp_echo(&mut self, raw: super::super::sections::RawTcpEcho) -> App {
-        self.require_addresses("tcp-echo");
+        self.check_tcp_server(raw, "tcp-echo")
+    }
+
+    /// Checks the TCP server options shared by `tcp-echo` and `http`; the config is returned
+    /// as a `tcp-echo` one for the caller to rewrap.
+    pub(super) fn check_tcp_server(
+        &mut self,
+        raw: super::super::sections::RawTcpEcho,
+        app: &'static str,
+    ) -> App {
+        self.require_addresses(app);
         let mut ok = true;
         if let (Some(Some(a)), Some(subnets)) = (&raw.address, self.subnets()) {
             if !subnets.is_empty() && !subnets.iter().any(|(_, s)| s.v.addr == a.v) {
@@ -522,7 +532,7 @@ impl Cross {
         })();
         App {
             config: config.filter(|_| ok),
-            tx: self.every_port("tcp-echo"),
+            tx: self.every_port(app),
         }
     }
 
