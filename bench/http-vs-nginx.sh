@@ -116,7 +116,7 @@ path = "/"
 file = "$BODY"
 content_type = "text/html"
 EOF
-"$FP" validate "$WORK/ferroplane.toml" >/dev/null
+ip netns exec $S "$FP" validate "$WORK/ferroplane.toml" >/dev/null
 
 # CPU 1's busy jiffies: user nice system irq softirq steal (not idle, iowait).
 cpu1_busy() { awk '$1 == "cpu1" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
