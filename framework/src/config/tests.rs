@@ -500,7 +500,7 @@ fn bad_references_list_the_valid_names() {
     assert_eq!(app.message, "unknown value \"l2fw\"");
     assert_eq!(
         app.hint,
-        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\", \"pktgen\", \"tcp-echo\")"
+        "did you mean \"l2fwd\"? (expected one of \"l2fwd\", \"l3fwd\", \"udp-echo\", \"pktgen\", \"tcp-echo\", \"http\")"
     );
 }
 
