@@ -142,6 +142,20 @@ stop_ferroplane() {
     SRVPID=""
 }
 
+# utime and stime ticks of the server processes (nginx: master and worker; ferroplane: all
+# threads), to split CPU 1's time into the server's user space and the kernel work it causes.
+server_pids() {
+    if [ "$1" = nginx ]; then pgrep -x nginx | tr '\n' ' '; else echo "$SRVPID"; fi
+}
+proc_ticks() {
+    local u=0 s=0 p
+    for p in $1; do
+        read -r -a f < <(sed 's/^.*) //' "/proc/$p/stat")
+        u=$((u + f[11])); s=$((s + f[12]))
+    done
+    echo "$u $s"
+}
+
 # Waits until the server answers (bounded), then runs wrk; prints one result line.
 measure() {
     local name=$1
@@ -151,10 +165,13 @@ measure() {
         sleep 0.2
     done
     [ -n "$ok" ] || { echo "$name: server did not answer" >&2; cat "$WORK/fp.log" >&2 || true; exit 1; }
-    local b0 b1 out
+    local b0 b1 out pids t0 t1
+    pids=$(server_pids "$name")
+    t0=$(proc_ticks "$pids")
     b0=$(cpu1_busy)
     out=$(ip netns exec $C taskset -c 0 wrk -t1 -c"$CONNS" -d"${SECS}s" --latency http://198.18.0.1/)
     b1=$(cpu1_busy)
+    t1=$(proc_ticks "$pids")
     echo "$out" > "$OUT/http-$name-r$round.txt"
     local rps reqs errs p50 p90 p99
     rps=$(echo "$out" | awk '/^Requests\/sec/ { print $2 }')
@@ -165,7 +182,10 @@ measure() {
     p99=$(echo "$out" | awk '$1 == "99%" { print $2 }')
     local us_per_req
     us_per_req=$(awk -v b="$((b1 - b0))" -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", b / hz * 1e6 / n }')
-    echo "$name round=$round rps=$rps p50=$p50 p90=$p90 p99=$p99 socket_errors=$errs cpu_us_per_req=$us_per_req"
+    local usr sys
+    usr=$(awk -v a="${t0% *}" -v b="${t1% *}" -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')
+    sys=$(awk -v a="${t0#* }" -v b="${t1#* }" -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.2f", (b - a) / hz * 1e6 / n }')
+    echo "$name round=$round rps=$rps p50=$p50 p90=$p90 p99=$p99 socket_errors=$errs cpu_us_per_req=$us_per_req proc_user_us_per_req=$usr proc_sys_us_per_req=$sys"
 }
 
 RES="$OUT/http-vs-nginx.txt"
@@ -182,9 +202,10 @@ done
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 field() { grep "^$1 " "$RES" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }' | median; }
 echo
-printf '%-11s %12s %14s %10s\n' server "req/s" "CPU us/req" "errors"
+printf '%-11s %12s %14s %16s %16s %8s\n' server "req/s" "CPU1 us/req" "proc user us/req" "proc sys us/req" errors
 for s in nginx ferroplane; do
-    printf '%-11s %12s %14s %10s\n' "$s" "$(field "$s" rps)" "$(field "$s" cpu_us_per_req)" "$(field "$s" socket_errors)"
+    printf '%-11s %12s %14s %16s %16s %8s\n' "$s" "$(field "$s" rps)" "$(field "$s" cpu_us_per_req)" \
+        "$(field "$s" proc_user_us_per_req)" "$(field "$s" proc_sys_us_per_req)" "$(field "$s" socket_errors)"
 done
 awk -v a="$(field ferroplane rps)" -v b="$(field nginx rps)" \
     -v c="$(field ferroplane cpu_us_per_req)" -v d="$(field nginx cpu_us_per_req)" \
