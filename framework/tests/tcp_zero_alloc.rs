@@ -1,7 +1,7 @@
-//! Proves the TCP echo data path does not touch the heap once the connection is up: a counting
-//! global allocator watches a ferroplane client stream data through the `tcp-echo` app of a
-//! second ferroplane stack (two lcores driven from this thread, joined by a ring pair) and
-//! check every echoed byte.
+//! Proves the TCP echo and HTTP data paths do not touch the heap once the connection is up: a
+//! counting global allocator watches a ferroplane client stream data through the `tcp-echo`
+//! app (or pipeline requests to the `http` app) of a second ferroplane stack (two lcores driven
+//! from this thread, joined by a ring pair) and check every byte that comes back.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -185,23 +185,19 @@ fn count(g: &GraphMonitor, reason: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn tcp_echo_steady_state_allocates_nothing() {
+/// A server lcore running `app` and a client lcore running `client`, joined by a ring pair.
+fn two_stacks(app: &str, client: Box<dyn TcpApp>) -> (Lcore, Lcore, GraphMonitor) {
     let (mut sp, mut cp) = RingPort::pair(
         side(MacAddr([2, 0, 0, 0, 0, 1])),
         side(MacAddr([2, 0, 0, 0, 0, 0x20])),
         1024,
     )
     .unwrap();
-    let scfg = cfg(
-        "198.18.0.1",
-        "02:00:00:00:00:01",
-        "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536",
-    );
+    let scfg = cfg("198.18.0.1", "02:00:00:00:00:01", app);
     let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
     let sstage = app::make_stage(&scfg, &sshared, 1).unwrap();
     let sgraph = sstage.graph_monitor().unwrap();
-    let mut server = Lcore::new(
+    let server = Lcore::new(
         1,
         None,
         vec![(0, sp.take_rx_queue(0).unwrap())],
@@ -212,9 +208,8 @@ fn tcp_echo_steady_state_allocates_nothing() {
     );
     let ccfg = cfg("198.18.0.2", "02:00:00:00:00:20", "name = \"l3fwd\"");
     let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
-    let st = Arc::new(Mutex::new(Stream::default()));
     let tcp = TcpApps {
-        apps: vec![Box::new(Client(st.clone()))],
+        apps: vec![client],
         ..TcpApps::default()
     };
     let graph = build_graph_with_tcp(
@@ -228,7 +223,7 @@ fn tcp_echo_steady_state_allocates_nothing() {
     .unwrap();
     let rx: Vec<(u16, Box<dyn RxQueue>)> = vec![(0, cp.take_rx_queue(0).unwrap())];
     let tx: Vec<Option<Box<dyn TxQueue>>> = vec![Some(cp.take_tx_queue(0).unwrap())];
-    let mut client = Lcore::new(
+    let client = Lcore::new(
         2,
         None,
         rx,
@@ -236,6 +231,16 @@ fn tcp_echo_steady_state_allocates_nothing() {
         Box::new(GraphStage::new(graph)),
         32,
         IdlePolicy::Busy,
+    );
+    (server, client, sgraph)
+}
+
+#[test]
+fn tcp_echo_steady_state_allocates_nothing() {
+    let st = Arc::new(Mutex::new(Stream::default()));
+    let (mut server, mut client, sgraph) = two_stacks(
+        "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536",
+        Box::new(Client(st.clone())),
     );
     // Warm up: connect and stream a few MB (pool caches, rings, ARP all settled).
     let mut turns = 0;
@@ -273,5 +278,153 @@ fn tcp_echo_steady_state_allocates_nothing() {
     eprintln!(
         "{moved} bytes echoed in {turns} turns, {took:?} ({:.0} Mbit/s), 0 allocations",
         moved as f64 * 8.0 / took.as_secs_f64() / 1e6
+    );
+}
+
+/// What the HTTP client saw.
+#[derive(Default)]
+struct Http {
+    id: Option<SockId>,
+    started: bool,
+    requests: u64,
+    /// Bytes of responses received.
+    received: u64,
+    /// The first response, recorded during the warm-up (the template every later one must
+    /// match, except for the clock in the `Date` header).
+    template: Vec<u8>,
+    date_at: usize,
+    mismatches: u64,
+    closed: bool,
+}
+
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+const BODY: &str = "zero allocations per request\n";
+
+/// Keeps up to 8 pipelined GETs outstanding on one keep-alive connection and checks every
+/// response byte against the template (fixed buffers only once the template is recorded).
+struct HttpClient(Arc<Mutex<Http>>);
+
+impl HttpClient {
+    fn push(st: &mut Http, s: &mut TcpSocket<'_>) {
+        let len = st.template.len().max(1) as u64;
+        while st.requests < st.received / len + 8 && s.send_space() >= REQUEST.len() {
+            s.write(REQUEST);
+            st.requests += 1;
+        }
+    }
+}
+
+impl TcpApp for HttpClient {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.0.lock().unwrap();
+        // One request until the template is known.
+        s.write(REQUEST);
+        st.requests = 1;
+    }
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.0.lock().unwrap();
+        if st.template.is_empty() {
+            let [a, _] = s.peek();
+            let text = String::from_utf8_lossy(a).into_owned();
+            if !text.ends_with(BODY) {
+                return; // wait for the whole first response
+            }
+            st.template = a.to_vec();
+            st.date_at = text.find("Date: ").expect("a Date header") + 6;
+            st.received = a.len() as u64;
+            let n = a.len();
+            s.consume(n);
+            Self::push(&mut st, s);
+            return;
+        }
+        loop {
+            let n = {
+                let [a, b] = s.peek();
+                let len = st.template.len() as u64;
+                for (k, &x) in a.iter().chain(b.iter()).enumerate() {
+                    let at = ((st.received + k as u64) % len) as usize;
+                    let in_date = at >= st.date_at && at < st.date_at + 29;
+                    if !in_date && x != st.template[at] {
+                        st.mismatches += 1;
+                    }
+                }
+                a.len() + b.len()
+            };
+            if n == 0 {
+                break;
+            }
+            s.consume(n);
+            st.received += n as u64;
+        }
+        Self::push(&mut st, s);
+    }
+    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
+        Self::push(&mut self.0.lock().unwrap(), s);
+    }
+    fn on_close(&mut self, _id: SockId, _r: ferroplane::stack::tcp::CloseReason) {
+        self.0.lock().unwrap().closed = true;
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        let mut st = self.0.lock().unwrap();
+        if !st.started {
+            st.started = true;
+            st.id = ctl.connect("198.18.0.1:80".parse().unwrap()).ok();
+        }
+    }
+}
+
+#[test]
+fn http_keep_alive_steady_state_allocates_nothing() {
+    let st = Arc::new(Mutex::new(Http::default()));
+    let app = format!(
+        "name = \"http\"\nports = [80]\nmax_connections = 64\n[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
+        BODY.trim_end().to_string() + "\\n"
+    );
+    let (mut server, mut client, sgraph) = two_stacks(&app, Box::new(HttpClient(st.clone())));
+    let responses = |st: &Http| st.received / st.template.len().max(1) as u64;
+    // Warm up: connect, record the template, a few thousand requests.
+    let mut turns = 0;
+    while responses(&st.lock().unwrap()) < 5_000 && turns < 500_000 {
+        server.run_turns(1);
+        client.run_turns(1);
+        turns += 1;
+    }
+    let before = responses(&st.lock().unwrap());
+    assert!(before >= 5_000, "warm-up answered only {before} requests");
+    let template = String::from_utf8_lossy(&st.lock().unwrap().template).into_owned();
+    assert!(template.starts_with("HTTP/1.1 200 OK\r\n"), "{template}");
+    assert!(
+        template.contains("\r\nConnection: keep-alive\r\n"),
+        "{template}"
+    );
+    // Steady state: 50 000 more requests answered and checked, allocations counted.
+    ALLOCS.store(0, Ordering::Relaxed);
+    WATCH.with(|w| w.set(true));
+    let t0 = std::time::Instant::now();
+    let mut turns = 0u64;
+    while responses(&st.lock().unwrap()) < before + 50_000 && turns < 5_000_000 {
+        server.run_turns(1);
+        client.run_turns(1);
+        turns += 1;
+    }
+    WATCH.with(|w| w.set(false));
+    let took = t0.elapsed();
+    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let s = st.lock().unwrap();
+    let answered = responses(&s) - before;
+    assert!(
+        answered >= 50_000,
+        "steady state answered only {answered} requests"
+    );
+    assert_eq!(s.mismatches, 0, "a response differs from the first one");
+    assert!(!s.closed);
+    assert_eq!(count(&sgraph, "conn_accepted"), 1);
+    assert_eq!(
+        allocs, 0,
+        "{allocs} heap allocations while answering {answered} requests"
+    );
+    eprintln!(
+        "{answered} requests answered in {turns} turns, {took:?} ({:.0} req/s), 0 allocations",
+        answered as f64 / took.as_secs_f64()
     );
 }
