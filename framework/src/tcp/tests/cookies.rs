@@ -319,3 +319,64 @@ fn plain_peer_mss(mss: u16) -> TcpOptions {
         ..Default::default()
     }
 }
+
+#[test]
+fn random_segments_to_a_cookie_listener_keep_it_bounded() {
+    let cfg = TcpConfig::default();
+    let mut l = Listener::new(&cfg, isn(), addr_b(), 4);
+    let mut rng = XorShift::new(5);
+    let flag_set = [
+        TcpFlags::SYN,
+        TcpFlags::ACK,
+        TcpFlags::SYN | TcpFlags::ACK,
+        TcpFlags::RST,
+        TcpFlags::ACK | TcpFlags::FIN,
+        TcpFlags::ACK | TcpFlags::PSH,
+    ];
+    let mut now = 0;
+    for i in 0..50_000u64 {
+        now += rng.below(2 * MS);
+        let r = rng.next_u64();
+        let src = Ipv4Addr::new(10, 0, (r >> 40) as u8 & 3, (r >> 48) as u8);
+        let opts = TcpOptions {
+            mss: rng.chance(0.8).then_some((r >> 16) as u16),
+            wscale: rng.chance(0.5).then_some((r >> 8) as u8),
+            sack_permitted: r & 1 == 0,
+            timestamps: rng.chance(0.5).then_some(Timestamps {
+                tsval: r as u32,
+                tsecr: (r >> 32) as u32,
+            }),
+            ..Default::default()
+        };
+        let seg = TcpSegment {
+            header: TcpHeader {
+                src_port: 1024 + (r >> 56) as u16,
+                dst_port: PORT_B,
+                seq: Seq(rng.next_u64() as u32),
+                ack: Seq(rng.next_u64() as u32),
+                flags: flag_set[rng.below(flag_set.len() as u64) as usize],
+                window: r as u16,
+                options: opts,
+            },
+            payload: if i % 7 == 0 { b"data" } else { &[] },
+        };
+        l.on_segment(src, ADDR_B, &seg, now);
+        assert!(l.pending_len() <= 4);
+        let mut replies = 0;
+        while l.poll_transmit(now).is_some() {
+            replies += 1;
+            assert!(replies <= 64);
+        }
+        if l.next_timer().is_some_and(|t| t <= now) {
+            l.on_timer(now);
+        }
+        if i % 1000 == 0 {
+            while l.accept().is_some() {}
+        }
+    }
+    let s = l.stats();
+    assert!(
+        s.syn_cookies_sent > 1000 && s.syn_cookies_rejected > 1000,
+        "{s:?}"
+    );
+}

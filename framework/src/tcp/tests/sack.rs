@@ -345,3 +345,72 @@ fn rescue_retransmission_repairs_a_lost_tail() {
     assert_eq!(a.stats().rto_expirations, 0);
     assert_eq!(a.next_timer(), None);
 }
+
+#[test]
+fn random_acks_and_sack_blocks_keep_the_invariants() {
+    use crate::tcp::sim::XorShift;
+    let mut rng = XorShift::new(77);
+    let (mut recoveries, mut rejected, mut rtos) = (0, 0, 0);
+    for round in 0..20 {
+        let (mut a, p) = established(&TcpConfig::default(), sack_peer());
+        let mut now = 2 * MS;
+        let data = pattern(400_000, round);
+        let mut sent = a.send(&data, now);
+        for _ in 0..3000 {
+            now += rng.below(3 * MS);
+            sent += a.send(&data[sent.min(data.len())..], now);
+            let out = drain(&mut a, now);
+            assert!(out.len() <= 200, "{}", out.len());
+            if a.state() != State::Established {
+                break;
+            }
+            // ACK somewhere around the flight: mostly valid, sometimes absurd.
+            let flight = a.bytes_in_flight().max(1);
+            let lo = out.first().map_or(p.ack, |o| o.header.seq);
+            let mut q = p.clone();
+            q.ack = match rng.below(10) {
+                0 => Seq(rng.next_u64() as u32),
+                1..=6 => lo,
+                _ => lo + rng.below(flight as u64 + 1) as u32,
+            };
+            q.window = rng.below(65536) as u16;
+            let n = rng.below(5) as usize;
+            let blocks: Vec<(Seq, Seq)> = (0..n)
+                .map(|_| {
+                    let l = q.ack + (rng.below(2 * flight as u64 + 10) as u32).wrapping_sub(5);
+                    let len = if rng.chance(0.1) {
+                        rng.next_u64() as u32
+                    } else {
+                        rng.below(4 * 1460) as u32
+                    };
+                    (l, l + len)
+                })
+                .take(4)
+                .collect();
+            a.on_segment(&with_sack(q.ack_seg(), &blocks), now);
+            assert!(a.sack_scoreboard_len() <= 32);
+            assert!(a.sacked_bytes() <= a.bytes_in_flight());
+            assert!(a.pipe() <= 2 * a.bytes_in_flight());
+            if rng.chance(0.01) {
+                now += SEC; // silence: the retransmission timer fires
+            }
+            if let Some(t) = a.next_timer() {
+                if t <= now {
+                    let before = a.stats().rto_expirations;
+                    a.on_timer(now);
+                    if a.stats().rto_expirations > before {
+                        assert_eq!(a.sacked_bytes(), 0);
+                    }
+                }
+            }
+        }
+        recoveries += a.stats().sack_recoveries;
+        rejected += a.stats().sack_blocks_rejected;
+        rtos += a.stats().rto_expirations;
+    }
+    // The input exercised recovery, timeouts and the block validation.
+    assert!(
+        recoveries > 20 && rejected > 100 && rtos > 0,
+        "{recoveries} {rejected} {rtos}"
+    );
+}
