@@ -10,20 +10,10 @@ mod support;
 
 use std::time::Duration;
 
-use support::ferroplane::{config, full_checksums, out, tools, wait_reachable, Ferroplane, T};
+use support::ferroplane::{
+    config, full_checksums, out, random_bytes, tools, wait_reachable, Ferroplane, T,
+};
 use support::netns::{wait_for, End, Netns, VethPair};
-
-/// Deterministic pseudo-random bytes.
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
-}
 
 /// Sends `request` on one TCP connection from `ns` and returns everything the server sent
 /// until it closed (or 5 s passed).

@@ -10,142 +10,16 @@
 mod support;
 
 use std::io::Read;
-use std::path::PathBuf;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::netns::{require_root, require_tool, wait_for, End, Netns, VethPair};
+use support::ferroplane::{out, random_bytes, tools, Ferroplane, T};
+use support::netns::{wait_for, End, Netns, VethPair};
 
-const T: Duration = Duration::from_secs(10);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ferroplane")
-}
-
-fn out(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn tools(names: &[&str]) -> bool {
-    require_root() && names.iter().all(|t| require_tool(t))
-}
-
-/// A running `ferroplane run`; SIGTERM and a checked clean exit on `stop`, killed on drop.
-struct Ferroplane {
-    child: Option<Child>,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Ferroplane {
-    fn start(ns: &Netns, config: &str) -> Ferroplane {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("ferroplane.toml");
-        std::fs::write(&cfg, config).unwrap();
-        let log = dir.path().join("ferroplane.log");
-        let logf = std::fs::File::create(&log).unwrap();
-        let child = ns
-            .exec(&[bin(), "run", cfg.to_str().unwrap(), "--quiet"])
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().unwrap())
-            .stderr(logf)
-            .spawn()
-            .unwrap();
-        Ferroplane {
-            child: Some(child),
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        let mut s = String::new();
-        if let Ok(mut f) = std::fs::File::open(&self.log) {
-            let _ = f.read_to_string(&mut s);
-        }
-        s
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                panic!("ferroplane exited early ({status}):\n{}", self.log());
-            }
-        }
-    }
-
-    fn stop(mut self) -> String {
-        let mut c = self.child.take().unwrap();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = c.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > Duration::from_secs(10) {
-                let _ = c.kill();
-                panic!("ferroplane did not stop within 10 s:\n{}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let log = self.log();
-        assert!(status.success(), "ferroplane exit {status}:\n{log}");
-        log
-    }
-}
-
-impl Drop for Ferroplane {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
+/// The config of a ferroplane with `ports` running `app` on one lcore polling `p0`.
 fn config(ports: &str, app: &str) -> String {
-    format!(
-        r#"
-[[memory.pools]]
-name = "pool"
-mbufs = 8192
-data_room = 2048
-headroom = 256
-cache_size = 128
-
-{ports}
-
-[[lcores]]
-id = 1
-rx = ["p0"]
-
-[app]
-{app}
-
-[metrics]
-enabled = false
-
-[run]
-idle = "adaptive"
-"#
-    )
-}
-
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
+    support::ferroplane::config(ports, "\"p0\"", app)
 }
 
 /// Sends `data` through `socat` from `ns` to `dst` (TCP) and returns what came back before
@@ -576,7 +450,7 @@ ipv4 = ["198.18.0.1/24"]
         ),
     );
     wait_reachable(&peer, "198.18.0.1", &mut fp);
-    let pid = fp.child.as_ref().unwrap().id();
+    let pid = fp.pid();
     let mut s = Session::open(&peer, "198.18.0.1:7");
     let mut sent = Vec::new();
     assert!(

@@ -35,6 +35,18 @@ pub fn tools(names: &[&str]) -> bool {
     require_root() && names.iter().all(|t| require_tool(t))
 }
 
+/// Deterministic pseudo-random bytes (xorshift64) for payloads that must come back intact.
+pub fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
+}
+
 /// A running ferroplane process; stopped with SIGTERM (and checked to exit 0) on `stop`, killed
 /// on drop.
 pub struct Ferroplane {
@@ -63,6 +75,11 @@ impl Ferroplane {
             log,
             _dir: dir,
         }
+    }
+
+    /// The process id (of `ip netns exec`, which execs ferroplane).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
     }
 
     pub fn log(&self) -> String {
