@@ -507,6 +507,12 @@ fn latency_json(l: Option<LatencySummary>) -> Value {
     }
 }
 
+/// Receive rate of a stream from its first and last rx TSC.
+fn rx_rate(s: &StreamRx, hz: u64) -> Option<f64> {
+    let (a, b) = (s.first_rx_tsc?, s.last_rx_tsc?);
+    (b > a && s.packets > 1).then(|| (s.packets - 1) as f64 * hz as f64 / (b - a) as f64)
+}
+
 /// Every figure of a run as JSON.
 pub fn result_json(r: &RunResult) -> Value {
     let secs = r.elapsed.as_secs_f64().max(1e-9);
@@ -547,6 +553,7 @@ pub fn result_json(r: &RunResult) -> Value {
                 "reordered": rx.map_or(0, |s| s.reordered),
                 "negative_latency": rx.map_or(0, |s| s.negative_latency),
                 "latency": latency_json(rx.and_then(|s| s.latency_summary())),
+                "rx_rate_pps": rx.and_then(|s| rx_rate(s, r.fin.tsc_hz)),
             })
         })
         .collect();

@@ -201,3 +201,150 @@ fn bad_input_gives_clear_errors() {
         "{err}"
     );
 }
+
+/// A ring loopback whose r0 side impairs what it sends.
+fn impaired_ring(dir: &Path, impair: &str, app: &str) -> PathBuf {
+    let text = format!(
+        r#"[[memory.pools]]
+name = "default"
+mbufs = 16384
+
+[[ports]]
+name = "r0"
+driver = "ring"
+peer = "r1"
+depth = 8192
+impair = {{ {impair} }}
+
+[[ports]]
+name = "r1"
+driver = "ring"
+peer = "r0"
+depth = 8192
+
+[[lcores]]
+id = 1
+rx = ["r1:0"]
+tx = ["r0:0"]
+
+[app]
+name = "pktgen"
+{app}
+
+[[app.streams]]
+size = 64
+
+[metrics]
+enabled = false
+"#
+    );
+    let p = dir.join("impair.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn loss_duplicates_and_reordering_are_counted_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = impaired_ring(
+        dir.path(),
+        "drop_every = 97, dup_every = 89, swap_every = 83",
+        "rate = \"200kpps\"\ncount = 5000",
+    );
+    let out = dir.path().join("i.json");
+    let o = run(
+        &[
+            "pktgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v = json(&out);
+    let s = &v["streams"][0];
+    assert_eq!(s["tx"], 5000, "{v:#}");
+    // 5000/97 = 51 dropped; 5000/89 = 56 copies; 5000/83 = 60 held behind their successor.
+    // No frame number is a multiple of two of the intervals below 5000.
+    assert_eq!(s["lost"], 51, "{v:#}");
+    assert_eq!(s["duplicates"], 56, "{v:#}");
+    assert_eq!(s["reordered"], 60, "{v:#}");
+    assert_eq!(s["rx"], 5000 - 51 + 56, "{v:#}");
+    assert_eq!(v["ports"][1]["rx_packets"], 5000 - 51 + 56);
+}
+
+#[test]
+fn rate_is_accurate_against_the_tsc() {
+    // 100 kpps for 2 s over a ring loopback: the generator must send 200 000 ± 1 %; the
+    // receive side's first-to-last spread (TSC) must match the rate within 1 % too.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = impaired_ring(dir.path(), "", "rate = \"100kpps\"\nduration = \"2s\"");
+    let out = dir.path().join("r.json");
+    let o = run(
+        &[
+            "pktgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v = json(&out);
+    let tx = v["totals"]["tx"].as_u64().unwrap();
+    assert!(
+        (198_000..=202_000).contains(&tx),
+        "sent {tx}, want 200000 ± 1%: {v:#}"
+    );
+    assert_eq!(v["totals"]["lost"], 0, "{v:#}");
+    let rx_rate = v["streams"][0]["rx_rate_pps"].as_f64().unwrap();
+    assert!(
+        (99_000.0..=101_000.0).contains(&rx_rate),
+        "rx rate {rx_rate} pps (TSC), want 100000 ± 1%"
+    );
+}
+
+#[test]
+fn rfc2544_converges_below_the_rate_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = impaired_ring(dir.path(), "max_pps = 50000", "rate = \"max\"");
+    let out = dir.path().join("t.json");
+    let o = run(
+        &[
+            "pktgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rfc2544",
+            "64,256",
+            "--rfc2544-max-pps",
+            "100000",
+            "--rfc2544-trial",
+            "500ms",
+            "--rfc2544-resolution",
+            "0.02",
+            "--drain",
+            "50ms",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let stdout = text(&o.stdout);
+    assert!(stdout.contains("RFC 2544 throughput"), "{stdout}");
+    let v = json(&out);
+    for r in v["rfc2544"]["results"].as_array().unwrap() {
+        let pps = r["throughput_pps"].as_f64().unwrap();
+        assert!(r["converged"].as_bool().unwrap(), "{r:#}");
+        // The bucket holds 250 frames (5 ms): a 500 ms trial above 50 500 pps must lose some;
+        // the search resolution is 2 000 pps, and stalls of a loaded machine may cost a step.
+        assert!((42_000.0..=51_000.0).contains(&pps), "{pps}: {r:#}");
+        let trials = r["trials"].as_array().unwrap();
+        assert!(trials.iter().any(|t| !t["pass"].as_bool().unwrap()));
+    }
+}

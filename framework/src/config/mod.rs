@@ -235,9 +235,30 @@ pub struct PortConfig {
     /// Accept every frame. When false (the default), Ethernet input accepts only frames sent to
     /// this port's MAC, to broadcast and to multicast addresses.
     pub promiscuous: bool,
+    /// Impair what this port transmits (tests): drop / duplicate / swap at intervals, cap the
+    /// packet rate. `None`: untouched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impair: Option<ImpairConfig>,
     /// The driver and its options.
     #[serde(flatten)]
     pub driver: DriverConfig,
+}
+
+/// `ports[].impair`: see [`crate::port::impair`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ImpairConfig {
+    /// Drop every Nth transmitted frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_every: Option<u64>,
+    /// Send every Nth frame twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dup_every: Option<u64>,
+    /// Hold every Nth frame back behind the next one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub swap_every: Option<u64>,
+    /// Drop frames above this many per second (token bucket).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_pps: Option<u64>,
 }
 
 /// A port driver and its driver-specific options (they live directly in the port table).

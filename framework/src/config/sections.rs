@@ -541,6 +541,8 @@ pub(super) struct RawPort {
     /// Every interface address is valid.
     pub(super) ipv4_ok: bool,
     pub(super) promiscuous: Option<bool>,
+    /// `None` if invalid.
+    pub(super) impair: Option<Option<super::ImpairConfig>>,
     pub(super) driver: Option<RawDriver>,
 }
 
@@ -648,6 +650,49 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
             mac = Some(Some(default_port_mac(index)));
         }
     }
+    let impair = match t.raw("impair") {
+        None => Some(None),
+        Some((v, path)) => {
+            const HINT: &str = "write impair = { drop_every = 100, dup_every = 0, swap_every = 0, max_pps = 100000 } (every key optional; 0 disables)";
+            match Table::of(d, v, path, HINT) {
+                None => None,
+                Some(mut it) => {
+                    let mut every = |d: &mut Diag, key: &'static str| {
+                        it.int(
+                            d,
+                            key,
+                            0u64,
+                            u64::MAX >> 1,
+                            "a frame interval N: every Nth frame (0 disables)",
+                        )
+                        .optional()
+                        .map(|o| o.filter(|n| *n > 0))
+                    };
+                    let drop_every = every(d, "drop_every");
+                    let dup_every = every(d, "dup_every");
+                    let swap_every = every(d, "swap_every");
+                    let max_pps = it
+                        .int(
+                            d,
+                            "max_pps",
+                            1u64,
+                            1u64 << 40,
+                            "the highest packet rate let through, > 0",
+                        )
+                        .optional();
+                    it.finish(d);
+                    (|| {
+                        Some(Some(super::ImpairConfig {
+                            drop_every: drop_every?,
+                            dup_every: dup_every?,
+                            swap_every: swap_every?,
+                            max_pps: max_pps?,
+                        }))
+                    })()
+                }
+            }
+        }
+    };
     let queues = [&mut rx_queues, &mut tx_queues];
     let driver = driver_kind.and_then(|kind| match kind.v {
         "null" => Some(read_null(d, &mut t)),
@@ -671,6 +716,7 @@ fn read_port(d: &mut Diag, mut t: Table<'_, '_>, index: usize, env: &Env) -> Raw
         ipv4,
         ipv4_ok,
         promiscuous,
+        impair,
         driver,
     }
 }

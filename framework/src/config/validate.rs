@@ -1290,6 +1290,7 @@ impl Cross {
                     mac: p.mac?,
                     ipv4: p.ipv4_ok.then(|| p.ipv4.iter().map(|a| a.v).collect())?,
                     promiscuous: p.promiscuous?,
+                    impair: p.impair?,
                     driver,
                 })
             })

@@ -109,8 +109,10 @@ pub struct Pacer {
     next: u128,
     started: bool,
     burst: usize,
-    /// `interval * (burst − 1)`: how far `next` may lag behind now.
+    /// `interval * catch_up`: how far `next` may lag behind now.
     cap_span: u128,
+    /// Packets the virtual time may lag behind (default `burst − 1`).
+    catch_up: u128,
     tsc_hz: u64,
     skipped: u64,
 }
@@ -143,6 +145,7 @@ impl Pacer {
             started: false,
             burst,
             cap_span: 0,
+            catch_up: burst as u128 - 1,
             tsc_hz,
             skipped: 0,
         };
@@ -196,8 +199,18 @@ impl Pacer {
         self.rate = rate;
         self.pps = pps;
         self.interval = interval;
-        self.cap_span = interval * (self.burst as u128 - 1);
+        self.cap_span = interval * self.catch_up;
         Ok(())
+    }
+
+    /// Lets the virtual time lag behind by up to `packets` packets (at least `burst − 1`, the
+    /// default) before the debt is forgiven: after a stall shorter than that, the pacer keeps
+    /// allowing full bursts until the long-run rate is back on target. A generator on a shared
+    /// machine uses a few milliseconds' worth so that preemption does not lower its rate; the
+    /// price is that it sends at full speed for that long after a stall.
+    pub fn set_catch_up(&mut self, packets: u64) {
+        self.catch_up = (packets as u128).max(self.burst as u128 - 1);
+        self.cap_span = self.interval * self.catch_up;
     }
 
     /// How many packets may be sent at `now_tsc`: 0 ..= `burst` (always `burst` when
@@ -221,16 +234,16 @@ impl Pacer {
             let owed = behind / self.interval + 1;
             self.skipped = self
                 .skipped
-                .saturating_add((owed - self.burst as u128).min(u64::MAX as u128) as u64);
+                .saturating_add((owed - (self.catch_up + 1)).min(u64::MAX as u128) as u64);
             self.next = now - self.cap_span;
             return self.burst;
         }
         // behind / interval < burst: a 64-bit division whenever the operands allow.
         let q = match (u64::try_from(behind), u64::try_from(self.interval)) {
             (Ok(b), Ok(i)) => (b / i) as usize,
-            _ => (behind / self.interval) as usize,
+            _ => (behind / self.interval).min(self.burst as u128) as usize,
         };
-        q + 1
+        (q + 1).min(self.burst)
     }
 
     /// Records that `n` packets were sent: the virtual time moves `n` intervals forward.

@@ -11,6 +11,7 @@
 pub mod af_packet;
 pub mod af_xdp;
 mod counters;
+pub mod impair;
 pub mod null;
 pub mod pcap;
 pub mod ring;

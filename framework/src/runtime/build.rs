@@ -213,7 +213,20 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         let mut tx: Vec<Option<Box<dyn TxQueue>>> = (0..ports.len()).map(|_| None).collect();
         for q in &lc.tx {
             let pid = ids[q.port.as_str()];
-            tx[pid as usize] = Some(ports[pid as usize].take_tx_queue(q.queue)?);
+            let mut queue = ports[pid as usize].take_tx_queue(q.queue)?;
+            if let Some(imp) = &cfg.ports[pid as usize].impair {
+                queue = Box::new(crate::port::impair::ImpairTx::new(
+                    queue,
+                    crate::port::impair::Impairment {
+                        drop_every: imp.drop_every,
+                        dup_every: imp.dup_every,
+                        swap_every: imp.swap_every,
+                        max_pps: imp.max_pps.map(|r| r as f64),
+                    },
+                    pools[&cfg.ports[pid as usize].pool].clone(),
+                ));
+            }
+            tx[pid as usize] = Some(queue);
         }
         let stage = app::make_stage(cfg, &shared, lc.id)?;
         lcores.push(Lcore::new(
