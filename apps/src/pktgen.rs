@@ -686,6 +686,7 @@ fn rfc(a: &PktgenArgs, cfg: &Config, sizes: &str, drain: Duration) -> Result<(),
             unreachable!("load() checked the app")
         };
         p.latency = true;
+        p.catch_up = Duration::ZERO;
         p.count = None;
         p.duration = Some(params.trial);
         for s in &mut p.streams {
@@ -694,6 +695,7 @@ fn rfc(a: &PktgenArgs, cfg: &Config, sizes: &str, drain: Duration) -> Result<(),
         // Size problems show before any trial.
         config::parse(&toml::to_string(&trial_cfg).map_err(|e| e.to_string())?)
             .map_err(|e| format!("--rfc2544 size {size}:\n{e}"))?;
+        let mut offered = Vec::new();
         let res = rfc2544::search(&params, |pps| {
             let mut c = trial_cfg.clone();
             if let AppConfig::Pktgen(p) = &mut c.app {
@@ -712,16 +714,17 @@ fn rfc(a: &PktgenArgs, cfg: &Config, sizes: &str, drain: Duration) -> Result<(),
                     }
                 );
             }
+            offered.push((pps, tx as f64 / params.trial.as_secs_f64()));
             Ok::<_, String>(TrialOutcome { sent: tx, lost })
         })?;
-        results.push((size, res));
+        results.push((size, res, offered));
     }
     println!("== RFC 2544 throughput ==");
     println!(
         "{:>6} {:>14} {:>14} {:>8}",
         "size", "pps", "bit/s (L1)", "trials"
     );
-    for (size, r) in &results {
+    for (size, r, _) in &results {
         println!(
             "{:>6} {:>14.0} {:>14} {:>8}",
             size,
@@ -733,14 +736,15 @@ fn rfc(a: &PktgenArgs, cfg: &Config, sizes: &str, drain: Duration) -> Result<(),
     if let Some(path) = &a.json {
         let v: Vec<Value> = results
             .iter()
-            .map(|(size, r)| {
+            .map(|(size, r, offered)| {
                 json!({
                     "frame_size": size,
                     "throughput_pps": r.throughput_pps,
                     "throughput_bps_l1": r.throughput_pps * (*size as f64 + 20.0) * 8.0,
                     "converged": r.converged,
-                    "trials": r.trials.iter().map(|t| json!({
-                        "pps": t.pps, "sent": t.outcome.sent, "lost": t.outcome.lost, "pass": t.pass,
+                    "trials": r.trials.iter().zip(offered).map(|(t, o)| json!({
+                        "pps": t.pps, "offered_pps": o.1, "sent": t.outcome.sent,
+                        "lost": t.outcome.lost, "pass": t.pass,
                     })).collect::<Vec<_>>(),
                 })
             })

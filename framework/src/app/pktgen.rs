@@ -372,10 +372,10 @@ impl Pktgen {
             let burst = cfg.burst as usize;
             let mut pacer = Pacer::new(rate_share(cfg.rate, nq), mean, burst, hz)
                 .map_err(|e| err(format!("app.rate: {e}")))?;
-            // Make up for up to 20 ms of stalls (a preempted lcore on a shared machine) so the
-            // long-run rate stays on target.
+            // Make up for stalls up to `catch_up` (a preempted lcore on a shared machine) so
+            // the long-run rate stays on target.
             if let Some(pps) = pacer.pps() {
-                pacer.set_catch_up((pps * 0.02) as u64);
+                pacer.set_catch_up((pps * cfg.catch_up.as_secs_f64()) as u64);
             }
             txs.push(TxGen {
                 port: q.port,

@@ -633,6 +633,10 @@ pub struct PktgenConfig {
     pub duration: Option<Duration>,
     /// Stamp the rx signature (loss, reordering, latency).
     pub latency: bool,
+    /// How long a stall the pacer makes up for by sending faster afterwards (0: forgive any
+    /// debt beyond one burst; RFC 2544 trials use 0 so stalls never turn into bursts).
+    #[serde(serialize_with = "ser::duration")]
+    pub catch_up: Duration,
     /// The streams, sent round-robin by every tx queue (empty when `replay` is set).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub streams: Vec<PktgenStreamConfig>,

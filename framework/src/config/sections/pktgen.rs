@@ -18,6 +18,7 @@ pub(in crate::config) const PKTGEN_KEYS: &[&str] = &[
     "count",
     "duration",
     "latency",
+    "catch_up",
     "streams",
     "replay",
 ];
@@ -76,6 +77,9 @@ pub(in crate::config) fn read_pktgen(d: &mut Diag, t: &mut Table<'_, '_>) -> Raw
     );
     let duration = t.with(d, "duration", read_duration);
     let latency = t.boolean(d, "latency").or(t.dflt("latency", true));
+    let catch_up = t
+        .with(d, "catch_up", read_duration)
+        .or(t.dflt("catch_up", std::time::Duration::from_millis(20)));
 
     let mut size_at = Vec::new();
     let mut streams = Some(Vec::new());
@@ -194,6 +198,7 @@ pub(in crate::config) fn read_pktgen(d: &mut Diag, t: &mut Table<'_, '_>) -> Raw
             count: got(count)?,
             duration: got(duration)?,
             latency: latency?.v,
+            catch_up: catch_up?.v,
             streams,
             replay,
         })
