@@ -348,3 +348,60 @@ fn rfc2544_converges_below_the_rate_limit() {
         assert!(trials.iter().any(|t| !t["pass"].as_bool().unwrap()));
     }
 }
+
+fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
+    let f = std::fs::File::open(path).unwrap();
+    let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();
+    let mut out = Vec::new();
+    while let Some(p) = r.next_packet() {
+        out.push(p.unwrap().data.into_owned());
+    }
+    out
+}
+
+#[test]
+fn pcap_replay_writes_the_same_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.pcap");
+    let input = root().join("configs/sample.pcap");
+    for (timing, loops) in [("fast", 1u32), ("x4", 2)] {
+        let cfg = dir.path().join("replay.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"[[memory.pools]]
+name = "default"
+
+[[ports]]
+name = "p0"
+driver = "pcap"
+tx = {out:?}
+
+[[lcores]]
+id = 1
+rx = []
+tx = ["p0:0"]
+
+[app]
+name = "pktgen"
+latency = false
+replay = {{ file = {input:?}, timing = "{timing}", loops = {loops} }}
+
+[metrics]
+enabled = false
+"#
+            ),
+        )
+        .unwrap();
+        let o = run(
+            &["pktgen", "--config", cfg.to_str().unwrap(), "--quiet"],
+            Duration::from_secs(60),
+        );
+        assert!(o.status.success(), "{timing}: {}", text(&o.stderr));
+        let want = pcap_frames(&input);
+        assert!(!want.is_empty());
+        let got = pcap_frames(&out);
+        let want: Vec<Vec<u8>> = (0..loops).flat_map(|_| want.clone()).collect();
+        assert_eq!(got, want, "{timing}: replayed frames differ from the input");
+    }
+}
