@@ -291,6 +291,8 @@ pub fn load(a: &PktgenArgs) -> Result<Config, String> {
 pub struct RunResult {
     /// Wall time from start to stop.
     pub elapsed: Duration,
+    /// Wall time from start until every tx queue had finished (= `elapsed` without limits).
+    pub tx_elapsed: Duration,
     /// Final counters.
     pub fin: Snapshot,
     /// Frames sent per stream id.
@@ -378,6 +380,7 @@ pub fn run_once(cfg: &Config, live: bool, drain: Duration) -> Result<RunResult, 
         }
     }
     let elapsed = start.elapsed();
+    let tx_elapsed = done_at.map_or(elapsed, |t| t.duration_since(start));
     running.stop();
     let fin = running.join().map_err(|e| e.to_string())?;
     let tx_sent = shared.tx_sent();
@@ -402,6 +405,7 @@ pub fn run_once(cfg: &Config, live: bool, drain: Duration) -> Result<RunResult, 
     }
     Ok(RunResult {
         elapsed,
+        tx_elapsed,
         fin,
         tx_sent,
         rx_all,
@@ -569,8 +573,10 @@ pub fn result_json(r: &RunResult) -> Value {
                 .map(move |d| json!({"lcore": l.id, "reason": d.0, "count": d.1}))
         })
         .collect();
+    let tx_secs = r.tx_elapsed.as_secs_f64().max(1e-9);
     json!({
         "elapsed_s": secs,
+        "tx_elapsed_s": tx_secs,
         "rate": ferroplane::pktgen::parse::fmt_rate(&r.app.rate),
         "l1_overhead": r.app.l1_overhead,
         "latency_enabled": r.app.latency,
@@ -578,7 +584,7 @@ pub fn result_json(r: &RunResult) -> Value {
             "tx": tx, "rx_with_signature": rx, "lost": lost, "duplicates": dup, "reordered": reo,
             "no_signature": r.rx_all.as_ref().map_or(0, |a| a.no_signature),
             "unknown_stream": r.rx_all.as_ref().map_or(0, |a| a.unknown_stream),
-            "tx_pps": tx as f64 / secs,
+            "tx_pps": tx as f64 / tx_secs,
         },
         "ports": ports,
         "streams": streams,
@@ -605,7 +611,12 @@ pub fn summary(r: &RunResult) -> String {
         );
     }
     let (tx, rx, lost, dup, reo) = r.totals();
-    let _ = writeln!(out, "streams: sent {tx}");
+    let _ = writeln!(
+        out,
+        "streams: sent {tx} in {:.3}s = {} pps",
+        r.tx_elapsed.as_secs_f64(),
+        si(tx as f64 / r.tx_elapsed.as_secs_f64().max(1e-9))
+    );
     if let Some(all) = &r.rx_all {
         let _ = writeln!(
             out,
