@@ -1,0 +1,354 @@
+//! The ferroplane side of `bench/tcp-bulk.sh`: two ferroplane stacks (client and server, each
+//! with its own pool, config and graph) joined by a `ring` port pair, both lcores driven from
+//! this one thread turn by turn. The client streams `--bytes N` over one TCP connection to a
+//! sink app on the server that reads without copying (`peek`/`consume`); prints Gbit/s of
+//! payload in the format of `tcp-bulk-smoltcp`.
+//!
+//! Every delivered byte is compared with the stream the client wrote (a fixed pseudo-random
+//! pattern, compared slice by slice with `memcmp`), and the byte count must be exactly N, so a
+//! wrong or short delivery fails the run instead of producing a number.
+//!
+//! `--mtu` sets the MTU of both ring ports (pools get a data room that fits it, and the MSS is
+//! MTU − 40): 1500 is the figure to hold against smoltcp on a 1500-byte Ethernet device, the
+//! largest (65000) the one to hold against smoltcp's 65535-byte loopback device.
+//!
+//! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES]`
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferroplane::app;
+use ferroplane::config;
+use ferroplane::graph::GraphStage;
+use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
+use ferroplane::port::ring::{RingPort, RingSide};
+use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
+use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
+use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+use ferroplane::tcp::TcpConfig;
+
+/// Length of the pattern the stream repeats (odd, so segment boundaries drift across it).
+const PATTERN_LEN: usize = 65536 + 4093;
+const PORT: u16 = 5001;
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// The stream: byte `i` is `pattern[i % PATTERN_LEN]` (xorshift bytes).
+fn pattern() -> Arc<[u8]> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..PATTERN_LEN)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes the stream until `total` bytes are in the send buffer.
+struct Client {
+    pat: Arc<[u8]>,
+    total: u64,
+    sent: u64,
+    id: Option<SockId>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    fn push(&mut self, s: &mut TcpSocket<'_>) {
+        while self.sent < self.total {
+            let off = (self.sent % PATTERN_LEN as u64) as usize;
+            let want = ((self.total - self.sent) as usize).min(PATTERN_LEN - off);
+            let w = s.write(&self.pat[off..off + want]);
+            self.sent += w as u64;
+            if w < want {
+                // Short write: on_writable follows.
+                return;
+            }
+        }
+    }
+}
+
+impl TcpApp for Client {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        self.push(s);
+    }
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        let n = s.available();
+        s.consume(n);
+    }
+    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
+        self.push(s);
+    }
+    fn on_close(&mut self, _id: SockId, r: CloseReason) {
+        *self.failed.lock().unwrap() = Some(format!("client connection ended: {r:?}"));
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        if self.id.is_none() {
+            match ctl.connect(SocketAddrV4::new(SERVER_IP, PORT)) {
+                Ok(id) => self.id = Some(id),
+                Err(e) => *self.failed.lock().unwrap() = Some(format!("connect: {e}")),
+            }
+        }
+    }
+}
+
+/// Consumes what arrives without copying, comparing it with the stream.
+struct Sink {
+    pat: Arc<[u8]>,
+    received: Arc<AtomicU64>,
+    bad: Arc<AtomicBool>,
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Sink {
+    /// Compares `data`, found at stream offset `at`, with the pattern.
+    fn check(&self, mut at: u64, mut data: &[u8]) -> bool {
+        while !data.is_empty() {
+            let off = (at % PATTERN_LEN as u64) as usize;
+            let n = data.len().min(PATTERN_LEN - off);
+            if data[..n] != self.pat[off..off + n] {
+                return false;
+            }
+            data = &data[n..];
+            at += n as u64;
+        }
+        true
+    }
+}
+
+impl TcpApp for Sink {
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        let at = self.received.load(Ordering::Relaxed);
+        let n = {
+            let [a, b] = s.peek();
+            if !self.check(at, a) || !self.check(at + a.len() as u64, b) {
+                self.bad.store(true, Ordering::Relaxed);
+            }
+            a.len() + b.len()
+        };
+        s.consume(n);
+        self.received.store(at + n as u64, Ordering::Relaxed);
+    }
+    fn on_close(&mut self, _id: SockId, r: CloseReason) {
+        *self.failed.lock().unwrap() = Some(format!("server connection ended: {r:?}"));
+    }
+}
+
+fn pool(name: &str, mtu: u16) -> Result<Mempool, String> {
+    let mut p = MempoolParams::new(name, 8192);
+    p.huge = HugePolicy::Off;
+    p.cache_size = 256;
+    // Frame + Ethernet header + the 100 bytes setup::mss_limit keeps for headers, rounded.
+    p.data_room = (mtu as usize + 128)
+        .max(2048)
+        .next_multiple_of(64)
+        .min(65535 - 128) as u16;
+    Mempool::new(&p).map_err(|e| e.to_string())
+}
+
+fn side(mac: MacAddr, mtu: u16) -> RingSide {
+    RingSide {
+        name: "p0".into(),
+        id: 0,
+        rx_queues: 1,
+        tx_queues: 1,
+        mac,
+        mtu,
+    }
+}
+
+fn cfg(addr: &str, mac: &str) -> Result<config::Config, String> {
+    config::parse(&format!(
+        r#"
+[memory]
+huge_pages = "off"
+[[memory.pools]]
+name = "pool"
+[[ports]]
+name = "p0"
+driver = "null"
+mac = "{mac}"
+ipv4 = ["{addr}/24"]
+[[lcores]]
+id = 1
+rx = ["p0"]
+[app]
+name = "l3fwd"
+[metrics]
+enabled = false
+"#
+    ))
+    .map_err(|e| e.to_string())
+}
+
+/// One stack on a ring port: its lcore, built around `tcp`.
+fn stack(
+    lcore: u32,
+    mut port: RingPort,
+    addr: &str,
+    mac: &str,
+    mtu: u16,
+    tcp: TcpApps,
+) -> Result<Lcore, String> {
+    let c = cfg(addr, mac)?;
+    let shared = app::prepare(&c, &[port.info().clone()], vec![pool(mac, mtu)?])
+        .map_err(|e| e.to_string())?;
+    let env = shared.stack().ok_or("no stack")?;
+    let graph = build_graph_with_tcp(
+        env,
+        lcore,
+        UdpApps::default(),
+        tcp,
+        &[],
+        shared.trace().clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    let rx: Vec<(u16, Box<dyn RxQueue>)> =
+        vec![(0, port.take_rx_queue(0).map_err(|e| e.to_string())?)];
+    let tx: Vec<Option<Box<dyn TxQueue>>> =
+        vec![Some(port.take_tx_queue(0).map_err(|e| e.to_string())?)];
+    Ok(Lcore::new(
+        lcore,
+        None,
+        rx,
+        LcoreIo::new(tx),
+        Box::new(GraphStage::new(graph)),
+        32,
+        IdlePolicy::Busy,
+    ))
+}
+
+struct Outcome {
+    gbps: f64,
+    turns: u64,
+}
+
+fn run(total: u64, mtu: u16, buffer: usize) -> Result<Outcome, String> {
+    let (sp, cp) = RingPort::pair(
+        side(MacAddr([2, 0, 0, 0, 0, 1]), mtu),
+        side(MacAddr([2, 0, 0, 0, 0, 2]), mtu),
+        1024,
+    )
+    .map_err(|e| e.to_string())?;
+    let pat = pattern();
+    let received = Arc::new(AtomicU64::new(0));
+    let bad = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(Mutex::new(None));
+    let tcfg = TcpConfig {
+        mss: mtu - 40,
+        send_buffer: buffer,
+        recv_buffer: buffer,
+        max_ooo_bytes: buffer,
+        ..TcpConfig::default()
+    };
+    let server_tcp = TcpApps {
+        cfg: tcfg,
+        apps: vec![Box::new(Sink {
+            pat: pat.clone(),
+            received: received.clone(),
+            bad: bad.clone(),
+            failed: failed.clone(),
+        })],
+        listen: vec![(SocketAddrV4::new(SERVER_IP, PORT), 0)],
+        ..TcpApps::default()
+    };
+    let client_tcp = TcpApps {
+        cfg: tcfg,
+        apps: vec![Box::new(Client {
+            pat: pat.clone(),
+            total,
+            sent: 0,
+            id: None,
+            failed: failed.clone(),
+        })],
+        ..TcpApps::default()
+    };
+    let mut server = stack(1, sp, "198.18.0.1", "02:00:00:00:00:01", mtu, server_tcp)?;
+    let mut client = stack(2, cp, "198.18.0.2", "02:00:00:00:00:02", mtu, client_tcp)?;
+
+    let start = Instant::now();
+    let mut turns = 0u64;
+    loop {
+        let got = received.load(Ordering::Relaxed);
+        if got >= total {
+            break;
+        }
+        if bad.load(Ordering::Relaxed) {
+            return Err(format!(
+                "delivered bytes differ from the stream near offset {got}"
+            ));
+        }
+        if let Some(e) = failed.lock().unwrap().take() {
+            return Err(e);
+        }
+        turns += 1;
+        if turns & 0xffff == 0 && start.elapsed().as_secs() > 300 {
+            return Err(format!("stalled at {got} of {total} bytes"));
+        }
+        client.run_turns(1);
+        server.run_turns(1);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let got = received.load(Ordering::Relaxed);
+    if bad.load(Ordering::Relaxed) {
+        return Err("delivered bytes differ from the stream".into());
+    }
+    if got != total {
+        return Err(format!("delivered {got} bytes, expected {total}"));
+    }
+    Ok(Outcome {
+        gbps: got as f64 * 8.0 / secs / 1e9,
+        turns,
+    })
+}
+
+fn main() -> ExitCode {
+    let mut total: u64 = 1 << 30;
+    let mut mtu: u16 = 1500;
+    let mut buffer = 256 * 1024;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let v = args.next();
+        let bad = |what: &str| {
+            eprintln!("tcp-bulk-ferroplane: {what}");
+            ExitCode::from(2)
+        };
+        match (a.as_str(), v) {
+            ("--bytes", Some(v)) => match v.parse() {
+                Ok(n) if n > 0 => total = n,
+                _ => return bad("--bytes takes a positive integer"),
+            },
+            ("--mtu", Some(v)) => match v.parse() {
+                Ok(n) if (576..=65000).contains(&n) => mtu = n,
+                _ => return bad("--mtu takes 576 ..= 65000"),
+            },
+            ("--buffer", Some(v)) => match v.parse() {
+                Ok(n) if n >= 4096 => buffer = n,
+                _ => return bad("--buffer takes a byte count of at least 4096"),
+            },
+            _ => {
+                return bad(&format!(
+                    "unknown argument {a:?} (use --bytes, --mtu, --buffer)"
+                ))
+            }
+        }
+    }
+    match run(total, mtu, buffer) {
+        Ok(o) => {
+            println!(
+                "ferroplane mtu={mtu} bytes={total} buffer={buffer} gbit_s={:.3} turns={} verified=yes",
+                o.gbps, o.turns
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tcp-bulk-ferroplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
