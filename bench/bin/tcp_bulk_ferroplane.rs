@@ -12,7 +12,9 @@
 //! MTU − 40): 1500 is the figure to hold against smoltcp on a 1500-byte Ethernet device, the
 //! largest (65000) the one to hold against smoltcp's 65535-byte loopback device.
 //!
-//! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES]`
+//! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES] [--burst B] [--stats]`
+//! (`--burst`: rx burst size of both lcores, 32 by default; `--stats`:
+//! per-node counters of both graphs on stderr)
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -22,11 +24,11 @@ use std::time::Instant;
 
 use ferroplane::app;
 use ferroplane::config;
-use ferroplane::graph::GraphStage;
+use ferroplane::graph::{GraphMonitor, GraphStage};
 use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
 use ferroplane::port::ring::{RingPort, RingSide};
 use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
-use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
+use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo, Stage};
 use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
 use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
 use ferroplane::tcp::TcpConfig;
@@ -193,8 +195,9 @@ fn stack(
     addr: &str,
     mac: &str,
     mtu: u16,
+    burst: usize,
     tcp: TcpApps,
-) -> Result<Lcore, String> {
+) -> Result<(Lcore, GraphMonitor), String> {
     let c = cfg(addr, mac)?;
     let shared = app::prepare(&c, &[port.info().clone()], vec![pool(mac, mtu)?])
         .map_err(|e| e.to_string())?;
@@ -212,14 +215,19 @@ fn stack(
         vec![(0, port.take_rx_queue(0).map_err(|e| e.to_string())?)];
     let tx: Vec<Option<Box<dyn TxQueue>>> =
         vec![Some(port.take_tx_queue(0).map_err(|e| e.to_string())?)];
-    Ok(Lcore::new(
-        lcore,
-        None,
-        rx,
-        LcoreIo::new(tx),
-        Box::new(GraphStage::new(graph)),
-        32,
-        IdlePolicy::Busy,
+    let stage = GraphStage::new(graph);
+    let mon = stage.graph_monitor().ok_or("no graph")?;
+    Ok((
+        Lcore::new(
+            lcore,
+            None,
+            rx,
+            LcoreIo::new(tx),
+            Box::new(stage),
+            burst,
+            IdlePolicy::Busy,
+        ),
+        mon,
     ))
 }
 
@@ -228,7 +236,21 @@ struct Outcome {
     turns: u64,
 }
 
-fn run(total: u64, mtu: u16, buffer: usize) -> Result<Outcome, String> {
+/// Prints per-node vectors, packets, packets per vector and events of one stack to stderr.
+fn print_stats(who: &str, mon: &GraphMonitor) {
+    for n in mon.stats() {
+        if n.calls == 0 && n.drops.is_empty() {
+            continue;
+        }
+        let per = n.packets as f64 / n.calls.max(1) as f64;
+        eprintln!(
+            "{who} {:<14} calls={:<9} packets={:<9} per_call={per:<6.1} {:?}",
+            n.node, n.calls, n.packets, n.drops
+        );
+    }
+}
+
+fn run(total: u64, mtu: u16, buffer: usize, burst: usize, stats: bool) -> Result<Outcome, String> {
     let (sp, cp) = RingPort::pair(
         side(MacAddr([2, 0, 0, 0, 0, 1]), mtu),
         side(MacAddr([2, 0, 0, 0, 0, 2]), mtu),
@@ -268,8 +290,24 @@ fn run(total: u64, mtu: u16, buffer: usize) -> Result<Outcome, String> {
         })],
         ..TcpApps::default()
     };
-    let mut server = stack(1, sp, "198.18.0.1", "02:00:00:00:00:01", mtu, server_tcp)?;
-    let mut client = stack(2, cp, "198.18.0.2", "02:00:00:00:00:02", mtu, client_tcp)?;
+    let (mut server, smon) = stack(
+        1,
+        sp,
+        "198.18.0.1",
+        "02:00:00:00:00:01",
+        mtu,
+        burst,
+        server_tcp,
+    )?;
+    let (mut client, cmon) = stack(
+        2,
+        cp,
+        "198.18.0.2",
+        "02:00:00:00:00:02",
+        mtu,
+        burst,
+        client_tcp,
+    )?;
 
     let start = Instant::now();
     let mut turns = 0u64;
@@ -294,6 +332,10 @@ fn run(total: u64, mtu: u16, buffer: usize) -> Result<Outcome, String> {
         server.run_turns(1);
     }
     let secs = start.elapsed().as_secs_f64();
+    if stats {
+        print_stats("client", &cmon);
+        print_stats("server", &smon);
+    }
     let got = received.load(Ordering::Relaxed);
     if bad.load(Ordering::Relaxed) {
         return Err("delivered bytes differ from the stream".into());
@@ -311,8 +353,14 @@ fn main() -> ExitCode {
     let mut total: u64 = 1 << 30;
     let mut mtu: u16 = 1500;
     let mut buffer = 256 * 1024;
+    let mut stats = false;
+    let mut burst = 32;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if a == "--stats" {
+            stats = true;
+            continue;
+        }
         let v = args.next();
         let bad = |what: &str| {
             eprintln!("tcp-bulk-ferroplane: {what}");
@@ -331,17 +379,21 @@ fn main() -> ExitCode {
                 Ok(n) if n >= 4096 => buffer = n,
                 _ => return bad("--buffer takes a byte count of at least 4096"),
             },
+            ("--burst", Some(v)) => match v.parse() {
+                Ok(n) if (1..=ferroplane::batch::BURST_MAX).contains(&n) => burst = n,
+                _ => return bad("--burst takes 1 ..= 256"),
+            },
             _ => {
                 return bad(&format!(
-                    "unknown argument {a:?} (use --bytes, --mtu, --buffer)"
+                    "unknown argument {a:?} (use --bytes, --mtu, --buffer, --burst, --stats)"
                 ))
             }
         }
     }
-    match run(total, mtu, buffer) {
+    match run(total, mtu, buffer, burst, stats) {
         Ok(o) => {
             println!(
-                "ferroplane mtu={mtu} bytes={total} buffer={buffer} gbit_s={:.3} turns={} verified=yes",
+                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} gbit_s={:.3} turns={} verified=yes",
                 o.gbps, o.turns
             );
             ExitCode::SUCCESS

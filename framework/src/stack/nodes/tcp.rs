@@ -297,7 +297,7 @@ impl Node for TcpInput {
                     ttl: *ttl,
                     no_mbuf: &mut *no_mbuf,
                 };
-                layer.input(src, dst, &seg, md.rx_port, now, &mut out)
+                layer.input_deferred(src, dst, &seg, md.rx_port, now, &mut out)
             };
             match outcome {
                 InputOutcome::Connection | InputOutcome::Listener => {
@@ -312,6 +312,17 @@ impl Node for TcpInput {
                 InputOutcome::TableFull => ctx.drop(*table_full, m),
             }
         });
+        // One pump per connection for the whole vector: one ACK, one round of callbacks.
+        {
+            let mut out = Out {
+                ctx: &mut *ctx,
+                env: &self.env,
+                ident: &mut self.ident,
+                ttl: self.ttl,
+                no_mbuf: &mut self.no_mbuf,
+            };
+            self.layer.flush_deferred(now, &mut out);
+        }
         self.export(ctx);
     }
 

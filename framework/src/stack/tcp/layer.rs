@@ -170,6 +170,8 @@ struct SlotMeta {
     port_hint: u16,
     /// On the dirty list (output or events to handle on the next poll).
     dirty: bool,
+    /// On the deferred list (segments taken by [`TcpLayer::input_deferred`], not pumped yet).
+    deferred: bool,
 }
 
 /// A connection as the application sees it during a callback or through
@@ -282,6 +284,7 @@ struct Core {
     wheel: TimerWheel,
     fired: Vec<u32>,
     dirty: Vec<u32>,
+    deferred: Vec<u32>,
     listeners: Vec<ListenerEntry>,
     time_wait: usize,
     next_ephemeral: u16,
@@ -339,6 +342,7 @@ impl TcpLayer {
                 wheel: TimerWheel::new(cap, WHEEL_BUCKETS, TICK_SHIFT, now),
                 fired: Vec::with_capacity(cap),
                 dirty: Vec::with_capacity(cap),
+                deferred: Vec::with_capacity(cap),
                 listeners: Vec::new(),
                 time_wait: 0,
                 next_ephemeral: params.ephemeral.0,
@@ -419,6 +423,51 @@ impl TcpLayer {
         now: u64,
         sink: &mut dyn SegmentSink,
     ) -> InputOutcome {
+        self.input_inner(src, dst, seg, rx_port, now, sink, false)
+    }
+
+    /// Like [`input`](Self::input), but a segment for an established table entry only
+    /// updates the engine: events, callbacks and output wait for
+    /// [`flush_deferred`](Self::flush_deferred), which the caller must run before the end of
+    /// the burst. A burst of segments of one connection then costs one pump: one
+    /// `on_data`/`on_writable` round and one ACK covering all of them (like Linux's GRO
+    /// turning a NAPI burst into one segment, one ACK), and the sender's output for all the
+    /// ACKs of the burst is built in one go. Listener segments are handled at once.
+    pub fn input_deferred(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpSegment<'_>,
+        rx_port: u16,
+        now: u64,
+        sink: &mut dyn SegmentSink,
+    ) -> InputOutcome {
+        self.input_inner(src, dst, seg, rx_port, now, sink, true)
+    }
+
+    /// Pumps every connection that [`input_deferred`](Self::input_deferred) left pending:
+    /// callbacks, output, timer re-arm. Output the sink refuses resumes on the next poll.
+    pub fn flush_deferred(&mut self, now: u64, sink: &mut dyn SegmentSink) {
+        let c = &mut self.core;
+        for i in 0..c.deferred.len() {
+            let slot = c.deferred[i];
+            c.metas[slot as usize].deferred = false;
+            pump(c, &mut self.apps, slot, now, sink);
+        }
+        c.deferred.clear();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn input_inner(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        seg: &TcpSegment<'_>,
+        rx_port: u16,
+        now: u64,
+        sink: &mut dyn SegmentSink,
+        defer: bool,
+    ) -> InputOutcome {
         let c = &mut self.core;
         let key = FlowKey {
             local_ip: u32::from(dst),
@@ -433,7 +482,15 @@ impl TcpLayer {
             if let Some(conn) = c.conns[slot as usize].as_mut() {
                 conn.on_segment(seg, now);
             }
-            pump(c, &mut self.apps, slot, now, sink);
+            if defer {
+                let m = &mut c.metas[slot as usize];
+                if !m.deferred {
+                    m.deferred = true;
+                    c.deferred.push(slot);
+                }
+            } else {
+                pump(c, &mut self.apps, slot, now, sink);
+            }
             return InputOutcome::Connection;
         }
         let Some(li) = c.find_listener(dst, seg.dst_port) else {
@@ -571,6 +628,7 @@ impl Core {
         m.in_time_wait = false;
         m.port_hint = port_hint;
         m.dirty = false;
+        m.deferred = false;
         let id = SockId { slot, gen: m.gen };
         self.conns[slot as usize] = Some(conn);
         self.index.insert(&key, slot);
