@@ -3,7 +3,7 @@
 # in one run: 64-byte UDP frames, one transmitting core (CPU $CPU), burst 32. Runs alternate
 # (testpmd, ferroplane, …); prints Mpps per round, the medians and the ratio pktgen / testpmd.
 #
-# Not yet here: the veth + AF_XDP comparison against trafgen (issue 7 asks for it too).
+# The veth + AF_XDP comparison against trafgen is bench/pktgen-vs-trafgen.sh.
 #
 # Usage: bench/pktgen-vs-testpmd.sh [ROUNDS=3] [SECONDS=5]
 # Needs root (huge pages for testpmd) and installs Debian's dpdk-dev if dpdk-testpmd is missing.
