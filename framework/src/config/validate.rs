@@ -642,21 +642,14 @@ impl Cross {
             RawApp::L3fwd => Some(self.check_l3fwd()),
             RawApp::UdpEcho { port, address } => Some(self.check_udp_echo(port, address)),
             RawApp::TcpEcho(raw) => Some(self.check_tcp_echo(raw)),
-            RawApp::Http(tcp, http) => {
-                let app = self.check_tcp_server(tcp, "http");
-                let config = match (app.config, http.routes, http.server, http.max_request_head) {
-                    (Some(AppConfig::TcpEcho(tcp)), Some(routes), Some(server), Some(head)) => {
-                        Some(AppConfig::Http(HttpConfig {
-                            tcp,
-                            routes,
-                            server,
-                            max_request_head: head,
-                        }))
-                    }
-                    _ => None,
-                };
-                Some(App { config, tx: app.tx })
-            }
+            RawApp::Http(tcp, http) => Some(self.check_tcp_server(tcp, "http", |tcp| {
+                Some(AppConfig::Http(HttpConfig {
+                    tcp,
+                    routes: http.routes?,
+                    server: http.server?,
+                    max_request_head: http.max_request_head?,
+                }))
+            })),
         }
     }
 

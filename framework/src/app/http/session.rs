@@ -272,17 +272,13 @@ impl HttpSession {
             match parsed {
                 Ok(httparse::Status::Complete(n)) => {
                     pos += n;
-                    let decision = decide(site, &req, self.max_body);
-                    st.requests += 1;
-                    match decision {
+                    match decide(site, &req, self.max_body) {
                         Ok(d) => {
+                            st.requests += 1;
                             self.skip = d.body;
                             self.push(site, d.id, d.head_only, d.close, st);
                         }
-                        Err(b) => {
-                            st.requests -= 1;
-                            self.reject(site, b, st);
-                        }
+                        Err(b) => self.reject(site, b, st),
                     }
                 }
                 Ok(httparse::Status::Partial) => {

@@ -48,7 +48,7 @@ impl fmt::Display for SiteError {
 
 impl std::error::Error for SiteError {}
 
-/// The fixed responses every site has.
+/// The fixed responses every site has (their ids in a [`Site`] are their discriminants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builtin {
     /// 400 Bad Request: the request could not be parsed.
@@ -67,7 +67,8 @@ pub enum Builtin {
     VersionNotSupported,
 }
 
-const BUILTINS: [(Builtin, u16, &str); 7] = [
+/// The built-in responses, in the order of [`Builtin`]'s variants.
+pub(super) const BUILTINS: [(Builtin, u16, &str); 7] = [
     (Builtin::BadRequest, 400, "Bad Request"),
     (Builtin::NotFound, 404, "Not Found"),
     (Builtin::MethodNotAllowed, 405, "Method Not Allowed"),
@@ -182,7 +183,9 @@ impl Site {
 
     /// The id of a built-in error response.
     pub fn builtin(&self, b: Builtin) -> ResponseId {
-        BUILTINS.iter().position(|(x, _, _)| *x == b).unwrap_or(0) as ResponseId
+        // The built-in responses are built first, in the order of `BUILTINS`, which is the
+        // order of the enum.
+        b as ResponseId
     }
 
     /// The status code of a response.

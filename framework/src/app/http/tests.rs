@@ -349,6 +349,15 @@ fn reset_session_serves_a_new_connection() {
 }
 
 #[test]
+fn builtin_ids_follow_the_table() {
+    let site = site();
+    for (i, &(b, status, _)) in site::BUILTINS.iter().enumerate() {
+        assert_eq!(site.builtin(b) as usize, i);
+        assert_eq!(site.status(site.builtin(b)), status);
+    }
+}
+
+#[test]
 fn site_rejects_bad_routes() {
     let mut b = SiteBuilder::new("x");
     b.route("nope", "text/plain", b"".to_vec());

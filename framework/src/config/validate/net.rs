@@ -463,15 +463,16 @@ impl Cross {
     }
 
     pub(super) fn check_tcp_echo(&mut self, raw: super::super::sections::RawTcpEcho) -> App {
-        self.check_tcp_server(raw, "tcp-echo")
+        self.check_tcp_server(raw, "tcp-echo", |tcp| Some(AppConfig::TcpEcho(tcp)))
     }
 
-    /// Checks the TCP server options shared by `tcp-echo` and `http`; the config is returned
-    /// as a `tcp-echo` one for the caller to rewrap.
+    /// Checks the TCP server options shared by `tcp-echo` and `http`; `wrap` turns valid
+    /// options into the application's config (`None` if its own options were invalid).
     pub(super) fn check_tcp_server(
         &mut self,
         raw: super::super::sections::RawTcpEcho,
         app: &'static str,
+        wrap: impl FnOnce(TcpEchoConfig) -> Option<AppConfig>,
     ) -> App {
         self.require_addresses(app);
         let mut ok = true;
@@ -518,7 +519,7 @@ impl Cross {
             }
         }
         let config = (|| {
-            Some(AppConfig::TcpEcho(TcpEchoConfig {
+            Some(TcpEchoConfig {
                 ports: raw.ports?.into_iter().map(|p| p.v).collect(),
                 address: raw.address?.map(|a| a.v),
                 send_buffer: raw.send_buffer?,
@@ -528,10 +529,12 @@ impl Cross {
                 max_connections: raw.max_connections?,
                 max_time_wait: raw.max_time_wait?.v,
                 backlog: raw.backlog?,
-            }))
-        })();
+            })
+        })()
+        .filter(|_| ok)
+        .and_then(wrap);
         App {
-            config: config.filter(|_| ok),
+            config,
             tx: self.every_port(app),
         }
     }
