@@ -6,7 +6,7 @@ pub mod http;
 pub mod l2fwd;
 pub mod pktgen;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{AppConfig, Config, FwdMode};
 use crate::graph::{GraphStage, TraceControl};
@@ -15,7 +15,7 @@ use crate::port::{MacAddr, PortInfo};
 use crate::runtime::{RuntimeError, Stage};
 use crate::stack::nodes::{UdpBinding, UdpEcho};
 use crate::stack::setup::{build_graph_with_tcp, env_from_config, TcpApps, UdpApps};
-use crate::stack::tcp::{LayerParams, TcpEcho};
+use crate::stack::tcp::{handoff, Handoff, LayerParams, TcpEcho};
 use crate::stack::StackEnv;
 use crate::tcp::{CongestionAlgorithm, TcpConfig};
 
@@ -27,6 +27,9 @@ pub struct AppShared {
     pktgen: Option<Arc<pktgen::PktgenShared>>,
     pools: Vec<Mempool>,
     http: Option<Arc<http::Site>>,
+    /// Per TCP lcore (in [`tcp_lcores`] order), its end of the flow steering mesh; taken by
+    /// [`make_stage`]. Empty with fewer than two TCP lcores.
+    handoff: Mutex<Vec<Option<Handoff>>>,
 }
 
 impl AppShared {
@@ -77,7 +80,18 @@ pub fn prepare(
             .map(|p| p.id);
         trace.arm(t.packets, port);
     }
+    let tcp = tcp_lcores(cfg);
+    let handoff = if tcp.len() > 1 {
+        handoff::mesh(tcp.len(), handoff::HANDOFF_RING)
+            .map_err(|e| RuntimeError::Stack(format!("tcp handoff between {} lcores: {e}", tcp.len())))?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(AppShared {
+        handoff: Mutex::new(handoff),
         ports: ports.to_vec(),
         stack,
         trace,
@@ -184,10 +198,25 @@ pub fn make_stage(
                 }
                 _ => TcpApps::default(),
             };
+            let mut tcp = tcp;
+            if let Some(i) = tcp_lcores(cfg).iter().position(|&l| l == lcore) {
+                let mut mesh = shared.handoff.lock().unwrap_or_else(|e| e.into_inner());
+                tcp.handoff = mesh.get_mut(i).and_then(Option::take);
+            }
             let graph = build_graph_with_tcp(env, lcore, udp, tcp, &cfg.acls, shared.trace.clone())
                 .map_err(|e| RuntimeError::Stack(e.to_string()))?;
             Ok(Box::new(GraphStage::new(graph)))
         }
+    }
+}
+
+/// The lcores that run TCP applications (connections and listeners), in config order: every
+/// lcore of `tcp-echo` and `http`, none otherwise (other stack apps only answer resets, which
+/// needs no per-flow state). With two or more, flows are steered between them by `tcp-handoff`.
+pub fn tcp_lcores(cfg: &Config) -> Vec<u32> {
+    match cfg.app {
+        AppConfig::TcpEcho(_) | AppConfig::Http(_) => cfg.lcores.iter().map(|l| l.id).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -219,5 +248,6 @@ pub fn tcp_echo_apps(e: &crate::config::TcpEchoConfig) -> TcpApps {
             .iter()
             .map(|&p| (std::net::SocketAddrV4::new(addr, p), 0))
             .collect(),
+        handoff: None,
     }
 }

@@ -33,6 +33,10 @@ const F_TRACED: u16 = 2;
 pub mod ol {
     /// The RSS hash field is valid.
     pub const RX_RSS_HASH: u64 = 1 << 1;
+    /// The RSS hash is the Toeplitz hash of the IPv4 addresses and L4 ports under
+    /// `stack::tcp::rss::SYMMETRIC_KEY` (a port whose RSS is set up like software steering):
+    /// TCP flow steering uses it instead of hashing again. Not a DPDK flag.
+    pub const RX_RSS_SYM_TOEPLITZ: u64 = 1 << 40;
     /// A VLAN tag was stripped into `vlan_tci`.
     pub const RX_VLAN_STRIPPED: u64 = 1 << 6;
     /// The IPv4 header checksum was verified good.

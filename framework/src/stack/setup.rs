@@ -6,7 +6,7 @@ use std::net::SocketAddrV4;
 use std::sync::{Arc, OnceLock};
 
 use super::nodes::{self, names, UdpApp, UdpBinding};
-use super::tcp::{LayerParams, TcpApp, TcpLayer};
+use super::tcp::{Handoff, LayerParams, TcpApp, TcpLayer};
 use super::{Fib, FibError, HopKind, IfAddr, Interface, NeighTable, Route, StackEnv, StackParams};
 use crate::config::{AclConfig, Config, RouteAction};
 use crate::graph::{Graph, GraphBuilder, GraphError, TraceControl};
@@ -107,6 +107,10 @@ pub struct TcpApps {
     pub apps: Vec<Box<dyn TcpApp>>,
     /// Listening addresses (0.0.0.0: all of ours) and the index of the app in `apps`.
     pub listen: Vec<(SocketAddrV4, usize)>,
+    /// This lcore's end of the flow steering between several TCP lcores ([`super::tcp::mesh`]):
+    /// adds the `tcp-handoff` node and steers active opens ([`LayerParams::rss`]). None with a
+    /// single TCP lcore.
+    pub handoff: Option<Handoff>,
 }
 
 impl Default for TcpApps {
@@ -122,6 +126,7 @@ impl Default for TcpApps {
             },
             apps: Vec::new(),
             listen: Vec::new(),
+            handoff: None,
         }
     }
 }
@@ -167,13 +172,18 @@ pub fn mss_limit(env: &StackEnv) -> u16 {
         .clamp(88, u16::MAX as usize) as u16
 }
 
-/// Builds one lcore's TCP layer from `tcp` (MSS clamped to [`mss_limit`]).
+/// Builds one lcore's TCP layer from `tcp` (MSS clamped to [`mss_limit`]; with a handoff,
+/// active opens steered to this lcore).
 pub fn build_tcp_layer(env: &Arc<StackEnv>, lcore: u32, tcp: TcpApps) -> TcpLayer {
     let mut cfg = tcp.cfg;
     cfg.mss = cfg.mss.min(mss_limit(env));
+    let mut params = tcp.params;
+    if let Some(h) = &tcp.handoff {
+        params.rss = Some(h.steer());
+    }
     let mut layer = TcpLayer::new(
         cfg,
-        tcp.params,
+        params,
         IsnGenerator::new(isn_key()),
         nodes::tcp::source_from_env(env),
         random_u64(0x100 + lcore as u64),
@@ -202,15 +212,20 @@ pub fn build_graph(
     build_graph_with_tcp(env, lcore, udp, TcpApps::default(), acls, trace)
 }
 
-/// [`build_graph`] with TCP applications in the `tcp-input` node.
+/// [`build_graph`] with TCP applications in the `tcp-input` node (and, with
+/// [`TcpApps::handoff`], the `tcp-handoff` node in front of it).
 pub fn build_graph_with_tcp(
     env: &Arc<StackEnv>,
     lcore: u32,
     udp: UdpApps,
-    tcp: TcpApps,
+    mut tcp: TcpApps,
     acls: &[AclConfig],
     trace: Arc<TraceControl>,
 ) -> Result<Graph, GraphError> {
+    let handoff = tcp.handoff.take();
+    if let Some(h) = &handoff {
+        tcp.params.rss = Some(h.steer());
+    }
     let layer = build_tcp_layer(env, lcore, tcp);
     let mut b = GraphBuilder::new();
     b.add(names::ETH_INPUT, Box::new(nodes::EthInput::new(env)))
@@ -237,10 +252,19 @@ pub fn build_graph_with_tcp(
     for (name, app) in udp.apps {
         b.add(&name, Box::new(nodes::UdpAppNode::new(env, app)));
     }
+    // The node feeding tcp-input: ipv4-local, or the last ACL spliced onto that edge.
+    let mut tcp_feeder = names::IPV4_LOCAL.to_string();
     for acl in acls {
         let name = format!("acl-{}", acl.name);
         b.add(&name, Box::new(nodes::Acl::new(acl)));
         b.splice(&acl.on.0, &acl.on.1, &name);
+        if acl.on.1 == names::TCP_INPUT && acl.on.0 == tcp_feeder {
+            tcp_feeder = name;
+        }
+    }
+    if let Some(h) = handoff {
+        b.add(names::TCP_HANDOFF, Box::new(nodes::TcpHandoff::new(h)));
+        b.splice(&tcp_feeder, names::TCP_INPUT, names::TCP_HANDOFF);
     }
     b.build(lcore, names::ETH_INPUT, trace)
 }

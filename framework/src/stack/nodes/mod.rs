@@ -11,6 +11,7 @@ pub mod ipv4_route;
 pub mod names;
 pub mod reassembly;
 pub mod tcp;
+pub mod tcp_handoff;
 pub mod udp;
 
 pub use acl::Acl;
@@ -22,4 +23,5 @@ pub use ipv4_output::{Ipv4Output, Ipv4Rewrite, Tx};
 pub use ipv4_route::{Ipv4Forward, Ipv4Local, Ipv4Lookup};
 pub use reassembly::Ipv4Reassembly;
 pub use tcp::TcpInput;
+pub use tcp_handoff::TcpHandoff;
 pub use udp::{Datagram, UdpApp, UdpAppNode, UdpBinding, UdpEcho, UdpInput, UdpOut, UdpOutput};

@@ -31,3 +31,5 @@ pub const UDP_INPUT: &str = "udp-input";
 pub const UDP_OUTPUT: &str = "udp-output";
 /// TCP input, connection table and output (segments to `ipv4-lookup`).
 pub const TCP_INPUT: &str = "tcp-input";
+/// Flow steering between TCP lcores (only when several lcores run TCP).
+pub const TCP_HANDOFF: &str = "tcp-handoff";

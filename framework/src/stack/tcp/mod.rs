@@ -10,15 +10,18 @@
 //! Nothing is shared between lcores: a connection lives on the lcore its packets arrive at
 //! (hardware RSS, or [`rss::toeplitz`] for software steering; with
 //! [`LayerParams::rss`] set, active opens pick ephemeral ports whose replies hash to the lcore's
-//! own queue).
+//! own queue). With several TCP lcores, the `tcp-handoff` node sends each segment to the lcore
+//! that owns its flow through the SPSC rings of [`handoff`].
 
 pub mod echo;
+pub mod handoff;
 pub mod layer;
 pub mod rss;
 pub mod table;
 pub mod wheel;
 
 pub use echo::TcpEcho;
+pub use handoff::{mesh, Handoff};
 pub use layer::{
     AppId, CloseReason, InputOutcome, LayerParams, LayerStats, SegmentSink, SockId, SourceFn,
     TcpApp, TcpControl, TcpError, TcpLayer, TcpSocket,
