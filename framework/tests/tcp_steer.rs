@@ -1,0 +1,555 @@
+//! TCP on several lcores with software flow steering (`tcp-handoff`): a `tcp-echo` server with
+//! two TCP lcores on a two-queue ring port, behind a wire that puts two frames in three on the
+//! queue of the lcore that does *not* own their flow (so every flow reaches both lcores), still echoes many connections byte for byte, and the
+//! connections are spread over both lcores. Clients run on one or two lcores (active opens from
+//! a steered stack: their replies, misrouted too, must come home).
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ferroplane::app;
+use ferroplane::batch::Burst;
+use ferroplane::config;
+use ferroplane::graph::{GraphMonitor, GraphStage};
+use ferroplane::mem::{ol, HugePolicy, Mempool, MempoolParams};
+use ferroplane::port::ring::{RingPort, RingSide};
+use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
+use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
+use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use ferroplane::stack::tcp::rss::{hash_v4_l4, queue_for, SYMMETRIC_KEY};
+use ferroplane::stack::tcp::{mesh, CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+
+const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x20]);
+
+// ---------------------------------------------------------------- client
+
+/// One connection of the client.
+#[derive(Default, Clone)]
+struct Flow {
+    to_send: Vec<u8>,
+    sent: usize,
+    received: Vec<u8>,
+    shut: bool,
+    peer_closed: bool,
+    closed: Option<CloseReason>,
+}
+
+#[derive(Default)]
+struct Clients {
+    flows: Vec<Flow>,
+    /// (client lcore, socket) → flow index.
+    by_id: HashMap<(usize, SockId), usize>,
+    connect_errors: u32,
+}
+
+/// Opens its share of the connections to the echo server, streams each one's bytes,
+/// half-closes, reads everything back.
+struct Client {
+    st: Arc<Mutex<Clients>>,
+    /// Which client lcore runs this app (socket ids are per lcore).
+    lane: usize,
+    server: SocketAddrV4,
+    mine: Vec<usize>,
+}
+
+fn flow_of<'a>(st: &'a mut Clients, lane: usize, s: &TcpSocket<'_>) -> Option<&'a mut Flow> {
+    let i = *st.by_id.get(&(lane, s.id()))?;
+    st.flows.get_mut(i)
+}
+
+fn push(f: &mut Flow, s: &mut TcpSocket<'_>) {
+    while f.sent < f.to_send.len() {
+        let n = s.write(&f.to_send[f.sent..]);
+        if n == 0 {
+            break;
+        }
+        f.sent += n;
+    }
+    if f.sent == f.to_send.len() && !f.shut {
+        f.shut = true;
+        s.shutdown();
+    }
+}
+
+fn read(f: &mut Flow, s: &mut TcpSocket<'_>) {
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.recv(&mut buf);
+        if n == 0 {
+            break;
+        }
+        f.received.extend_from_slice(&buf[..n]);
+    }
+}
+
+impl TcpApp for Client {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(f) = flow_of(&mut st, self.lane, s) {
+            push(f, s);
+        }
+    }
+    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(f) = flow_of(&mut st, self.lane, s) {
+            read(f, s);
+        }
+    }
+    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(f) = flow_of(&mut st, self.lane, s) {
+            push(f, s);
+        }
+    }
+    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(f) = flow_of(&mut st, self.lane, s) {
+            read(f, s);
+            f.peer_closed = true;
+        }
+        s.close();
+    }
+    fn on_close(&mut self, id: SockId, reason: CloseReason) {
+        let mut st = self.st.lock().unwrap();
+        if let Some(&i) = st.by_id.get(&(self.lane, id)) {
+            st.flows[i].closed = Some(reason);
+        }
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        if self.mine.is_empty() {
+            return;
+        }
+        let mut st = self.st.lock().unwrap();
+        for i in std::mem::take(&mut self.mine) {
+            match ctl.connect(self.server) {
+                Ok(id) => {
+                    st.by_id.insert((self.lane, id), i);
+                }
+                Err(_) => st.connect_errors += 1,
+            }
+        }
+    }
+}
+
+fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
+    (0..n)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- set-up
+
+fn pool(name: &str) -> Mempool {
+    let mut p = MempoolParams::new(name, 8192);
+    p.huge = HugePolicy::Off;
+    p.cache_size = 64;
+    Mempool::new(&p).unwrap()
+}
+
+fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
+    RingSide {
+        name: name.into(),
+        id: 0,
+        rx_queues: queues,
+        tx_queues: queues,
+        mac,
+        mtu: 1500,
+    }
+}
+
+/// A one-port stack config: `lcores` lcores, lcore `i + 1` polling queue `i`.
+fn config_text(addr: &str, mac: MacAddr, lcores: u16, peer: &str, peer_mac: MacAddr, app: &str) -> String {
+    let m = |m: MacAddr| {
+        m.0.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut s = format!(
+        r#"
+[memory]
+huge_pages = "off"
+[[memory.pools]]
+name = "pool"
+mbufs = 8192
+[[ports]]
+name = "p0"
+driver = "null"
+mac = "{}"
+ipv4 = ["{addr}/24"]
+rx_queues = {lcores}
+tx_queues = {lcores}
+[[neighbours]]
+ip = "{peer}"
+mac = "{}"
+port = "p0"
+[app]
+{app}
+[metrics]
+enabled = false
+"#,
+        m(mac),
+        m(peer_mac)
+    );
+    for q in 0..lcores {
+        s.push_str(&format!("[[lcores]]\nid = {}\nrx = [\"p0:{q}\"]\n", q + 1));
+    }
+    s
+}
+
+/// Moves frames between the two stacks, mostly on the queue of the lcore that does not own
+/// their flow (when the receiving side has two queues), and optionally marks every other frame with
+/// its real symmetric Toeplitz hash (`RX_RSS_SYM_TOEPLITZ`), like a NIC set up for it.
+struct Wire {
+    /// Server side: queues to send to it and receive from it.
+    to_server: Vec<Box<dyn TxQueue>>,
+    from_server: Vec<Box<dyn RxQueue>>,
+    to_client: Vec<Box<dyn TxQueue>>,
+    from_client: Vec<Box<dyn RxQueue>>,
+    mark_hash: bool,
+    marked: u64,
+    frames: u64,
+}
+
+/// The symmetric hash of a TCP/IPv4 frame, if it is one.
+fn frame_hash(f: &[u8]) -> Option<u32> {
+    if f.len() < 14 + 20 + 4 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
+        return None;
+    }
+    let ip = &f[14..];
+    let hl = ((ip[0] & 0xf) as usize) * 4;
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let sport = u16::from_be_bytes([ip[hl], ip[hl + 1]]);
+    let dport = u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]);
+    Some(hash_v4_l4(&SYMMETRIC_KEY, src, dst, sport, dport))
+}
+
+impl Wire {
+    fn carry(
+        from: &mut [Box<dyn RxQueue>],
+        to: &mut [Box<dyn TxQueue>],
+        mark: bool,
+        marked: &mut u64,
+        frames: &mut u64,
+    ) {
+        let queues = to.len() as u16;
+        let mut out: Vec<Burst> = (0..to.len()).map(|_| Burst::new()).collect();
+        for q in from.iter_mut() {
+            let mut b = Burst::new();
+            let n = q.rx_burst(&mut b, 64);
+            b.drain_front(n, |mut m| {
+                let h = frame_hash(m.data());
+                *frames += 1;
+                let q = match h {
+                    // Two frames in three on the wrong queue on purpose, the third on the
+                    // right one: a flow's frames reach both lcores.
+                    Some(h) if queues > 1 => {
+                        let wrong = (*frames % 3 != 0) as u16;
+                        (queue_for(h, queues) + wrong) % queues
+                    }
+                    _ => 0,
+                };
+                if let (true, Some(h)) = (mark, h) {
+                    if *frames % 2 == 0 {
+                        m.set_rss_hash(h);
+                        m.set_ol_flags(m.ol_flags() | ol::RX_RSS_SYM_TOEPLITZ);
+                        *marked += 1;
+                    }
+                }
+                let _ = out[q as usize].push(m);
+            });
+        }
+        for (q, b) in out.iter_mut().enumerate() {
+            to[q].tx_burst(b);
+            // Whatever the ring refused is lost, like a full NIC queue.
+            b.clear();
+        }
+    }
+
+    fn forward(&mut self) {
+        Self::carry(
+            &mut self.from_client,
+            &mut self.to_server,
+            self.mark_hash,
+            &mut self.marked,
+            &mut self.frames,
+        );
+        Self::carry(
+            &mut self.from_server,
+            &mut self.to_client,
+            self.mark_hash,
+            &mut self.marked,
+            &mut self.frames,
+        );
+    }
+}
+
+struct Setup {
+    servers: Vec<Lcore>,
+    clients: Vec<Lcore>,
+    server_graphs: Vec<GraphMonitor>,
+    client_graphs: Vec<GraphMonitor>,
+    wire: Wire,
+    st: Arc<Mutex<Clients>>,
+}
+
+fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark_hash: bool) -> Setup {
+    let (mut sp, mut h0) = RingPort::pair(
+        side("p0", SERVER_MAC, server_lcores),
+        side("h0", CLIENT_MAC, server_lcores),
+        1024,
+    )
+    .unwrap();
+    let (mut cp, mut h1) = RingPort::pair(
+        side("p0", CLIENT_MAC, client_lcores),
+        side("h1", SERVER_MAC, client_lcores),
+        1024,
+    )
+    .unwrap();
+    let take = |p: &mut RingPort, n: u16| -> (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>) {
+        (
+            (0..n).map(|q| p.take_rx_queue(q).unwrap()).collect(),
+            (0..n).map(|q| p.take_tx_queue(q).unwrap()).collect(),
+        )
+    };
+    let (from_server, to_server) = take(&mut h0, server_lcores);
+    let (from_client, to_client) = take(&mut h1, client_lcores);
+
+    // Server: tcp-echo from the config, one stage per lcore.
+    let scfg = config::parse(&config_text(
+        "198.18.0.1",
+        SERVER_MAC,
+        server_lcores,
+        "198.18.0.2",
+        CLIENT_MAC,
+        "name = \"tcp-echo\"\nports = [7]\nmax_connections = 512",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
+    let mut servers = Vec::new();
+    let mut server_graphs = Vec::new();
+    for q in 0..server_lcores {
+        let stage = app::make_stage(&scfg, &sshared, q as u32 + 1).unwrap();
+        server_graphs.push(stage.graph_monitor().unwrap());
+        let mut tx: Vec<Option<Box<dyn TxQueue>>> = vec![None];
+        tx[0] = Some(sp.take_tx_queue(q).unwrap());
+        servers.push(Lcore::new(
+            q as u32 + 1,
+            None,
+            vec![(0, sp.take_rx_queue(q).unwrap())],
+            LcoreIo::new(tx),
+            stage,
+            32,
+            IdlePolicy::Busy,
+        ));
+    }
+
+    // Client: hand-built TCP apps on an l3fwd stack, steered by its own handoff mesh.
+    let ccfg = config::parse(&config_text(
+        "198.18.0.2",
+        CLIENT_MAC,
+        client_lcores,
+        "198.18.0.1",
+        SERVER_MAC,
+        "name = \"l3fwd\"",
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
+    let env = cshared.stack().unwrap().clone();
+    let st = Arc::new(Mutex::new(Clients {
+        flows: (0..flows)
+            .map(|i| Flow {
+                to_send: random_bytes(2000 + (i * 997) % 30000, 0x9e37_79b9 + i as u64),
+                ..Flow::default()
+            })
+            .collect(),
+        ..Clients::default()
+    }));
+    let mut handoffs: Vec<_> = if client_lcores > 1 {
+        mesh(client_lcores as usize, 1024)
+            .unwrap()
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None]
+    };
+    let mut clients = Vec::new();
+    let mut client_graphs = Vec::new();
+    for q in 0..client_lcores {
+        let mine: Vec<usize> = (0..flows)
+            .filter(|i| i % client_lcores as usize == q as usize)
+            .collect();
+        let mut tcp = TcpApps {
+            apps: vec![Box::new(Client {
+                st: st.clone(),
+                lane: q as usize,
+                server: "198.18.0.1:7".parse().unwrap(),
+                mine,
+            })],
+            handoff: handoffs[q as usize].take(),
+            ..TcpApps::default()
+        };
+        tcp.params.max_connections = 512;
+        tcp.params.max_time_wait = 512;
+        let graph = build_graph_with_tcp(
+            &env,
+            q as u32 + 1,
+            UdpApps::default(),
+            tcp,
+            &[],
+            cshared.trace().clone(),
+        )
+        .unwrap();
+        client_graphs.push(graph.monitor());
+        clients.push(Lcore::new(
+            q as u32 + 1,
+            None,
+            vec![(0, cp.take_rx_queue(q).unwrap())],
+            LcoreIo::new(vec![Some(cp.take_tx_queue(q).unwrap())]),
+            Box::new(GraphStage::new(graph)),
+            32,
+            IdlePolicy::Busy,
+        ));
+    }
+    Setup {
+        servers,
+        clients,
+        server_graphs,
+        client_graphs,
+        wire: Wire {
+            to_server,
+            from_server,
+            to_client,
+            from_client,
+            mark_hash,
+            marked: 0,
+            frames: 0,
+        },
+        st,
+    }
+}
+
+fn count(g: &GraphMonitor, node: &str, reason: &str) -> u64 {
+    g.stats()
+        .iter()
+        .find(|n| n.node == node)
+        .and_then(|n| n.drops.iter().find(|d| d.0 == reason).map(|d| d.1))
+        .unwrap_or(0)
+}
+
+fn has_node(g: &GraphMonitor, node: &str) -> bool {
+    g.stats().iter().any(|n| n.node == node)
+}
+
+/// Runs every lcore and the wire until the server has closed every flow after echoing it (or
+/// 60 s); the client's side then waits in TIME-WAIT.
+fn run(s: &mut Setup) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        for l in s.servers.iter_mut() {
+            l.run_turns(1);
+        }
+        s.wire.forward();
+        for l in s.clients.iter_mut() {
+            l.run_turns(1);
+        }
+        s.wire.forward();
+        let st = s.st.lock().unwrap();
+        if st.flows.iter().all(|f| f.peer_closed) {
+            break;
+        }
+    }
+    for _ in 0..20 {
+        for l in s.clients.iter_mut().chain(s.servers.iter_mut()) {
+            l.run_turns(1);
+        }
+        s.wire.forward();
+    }
+}
+
+/// Checks every flow came back byte for byte and was closed by the server (not reset); returns the per-lcore
+/// accepted connections of the server.
+fn check(s: &Setup, flows: usize) -> Vec<u64> {
+    let st = s.st.lock().unwrap();
+    assert_eq!(st.connect_errors, 0);
+    assert_eq!(st.by_id.len(), flows, "every flow was opened");
+    for (i, f) in st.flows.iter().enumerate() {
+        assert!(matches!(f.closed, None | Some(CloseReason::Closed)), "flow {i}: {:?}", f.closed);
+        assert!(f.peer_closed, "flow {i}");
+        assert_eq!(f.received.len(), f.to_send.len(), "flow {i} length");
+        assert!(f.received == f.to_send, "flow {i}: echoed bytes differ");
+    }
+    s.server_graphs
+        .iter()
+        .map(|g| count(g, "tcp-input", "conn_accepted"))
+        .collect()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn two_server_lcores_echo_flows_that_arrive_on_the_wrong_queue() {
+    let flows = 48;
+    let mut s = setup(2, 1, flows, false);
+    run(&mut s);
+    let accepted = check(&s, flows);
+    eprintln!("accepted per server lcore: {accepted:?}");
+    assert_eq!(accepted.iter().sum::<u64>(), flows as u64);
+    assert!(accepted.iter().all(|&n| n > 0), "{accepted:?}");
+    for (i, g) in s.server_graphs.iter().enumerate() {
+        let handed = count(g, "tcp-handoff", "handed_off");
+        let received = count(g, "tcp-handoff", "received");
+        eprintln!("server lcore {i}: handed_off {handed} received {received}");
+        // Most TCP frames arrived on the other lcore's queue.
+        assert!(handed > 0 && received > 0, "lcore {i}");
+        assert_eq!(count(g, "tcp-handoff", "handoff_full"), 0);
+        assert_eq!(count(g, "tcp-input", "no_listener"), 0, "lcore {i}");
+    }
+    // What one lcore handed off, the other received.
+    let h: Vec<u64> = s
+        .server_graphs
+        .iter()
+        .map(|g| count(g, "tcp-handoff", "handed_off"))
+        .collect();
+    let r: Vec<u64> = s
+        .server_graphs
+        .iter()
+        .map(|g| count(g, "tcp-handoff", "received"))
+        .collect();
+    assert_eq!((h[0], h[1]), (r[1], r[0]));
+    // A single-lcore stack has no handoff node.
+    assert!(!has_node(&s.client_graphs[0], "tcp-handoff"));
+}
+
+#[test]
+fn active_opens_from_a_two_lcore_stack_come_home() {
+    let flows = 40;
+    let mut s = setup(2, 2, flows, true);
+    run(&mut s);
+    let accepted = check(&s, flows);
+    assert!(accepted.iter().all(|&n| n > 0), "{accepted:?}");
+    assert!(s.wire.marked > 0);
+    for (i, g) in s.client_graphs.iter().enumerate() {
+        // Each client lcore opened its share, on ports whose replies map back to it: the
+        // handoff brought the (misrouted) replies there, and nothing met a closed port.
+        assert_eq!(
+            count(g, "tcp-input", "conn_connect"),
+            (flows / 2) as u64,
+            "client lcore {i}"
+        );
+        assert!(count(g, "tcp-handoff", "received") > 0, "client lcore {i}");
+        assert_eq!(count(g, "tcp-input", "no_listener"), 0, "client lcore {i}");
+    }
+}
