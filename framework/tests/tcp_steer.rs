@@ -1,8 +1,9 @@
 //! TCP on several lcores with software flow steering (`tcp-handoff`): a `tcp-echo` server with
-//! two TCP lcores on a two-queue ring port, behind a wire that puts two frames in three on the
-//! queue of the lcore that does *not* own their flow (so every flow reaches both lcores), still echoes many connections byte for byte, and the
-//! connections are spread over both lcores. Clients run on one or two lcores (active opens from
-//! a steered stack: their replies, misrouted too, must come home).
+//! two TCP lcores on a two-queue ring port, behind a wire that puts either the handshake or the
+//! rest of each flow on the queue of the lcore that does *not* own it (so every flow reaches
+//! both lcores), still echoes many connections byte for byte, and the connections are spread
+//! over both lcores. Clients run on one or two lcores (active opens from a steered stack: their
+//! replies, misrouted too, must come home).
 
 mod common;
 
@@ -207,23 +208,34 @@ enabled = false
     s
 }
 
+/// Which RSS hash the wire hands the stacks with TCP frames, as a NIC would.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// None (the stacks hash themselves).
+    None,
+    /// The real symmetric Toeplitz hash, on every other frame.
+    Real,
+    /// This value on every frame (a hash the stacks must trust rather than recompute).
+    Forged(u32),
+}
+
 /// Moves frames between the two stacks, mostly on the queue of the lcore that does not own
-/// their flow (when the receiving side has two queues), and optionally marks every other frame with
-/// its real symmetric Toeplitz hash (`RX_RSS_SYM_TOEPLITZ`), like a NIC set up for it.
+/// their flow (when the receiving side has two queues), and may mark frames with an RSS hash
+/// (`RX_RSS_SYM_TOEPLITZ`, see [`Mark`]).
 struct Wire {
     /// Server side: queues to send to it and receive from it.
     to_server: Vec<Box<dyn TxQueue>>,
     from_server: Vec<Box<dyn RxQueue>>,
     to_client: Vec<Box<dyn TxQueue>>,
     from_client: Vec<Box<dyn RxQueue>>,
-    mark_hash: bool,
+    mark: Mark,
     marked: u64,
     frames: u64,
 }
 
-/// The symmetric hash of a TCP/IPv4 frame, if it is one.
-fn frame_hash(f: &[u8]) -> Option<u32> {
-    if f.len() < 14 + 20 + 4 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
+/// The symmetric hash of a TCP/IPv4 frame, if it is one, and whether it carries SYN.
+fn frame_hash(f: &[u8]) -> Option<(u32, bool)> {
+    if f.len() < 14 + 20 + 20 || f[12..14] != [0x08, 0x00] || f[14 + 9] != 6 {
         return None;
     }
     let ip = &f[14..];
@@ -232,14 +244,15 @@ fn frame_hash(f: &[u8]) -> Option<u32> {
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     let sport = u16::from_be_bytes([ip[hl], ip[hl + 1]]);
     let dport = u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]);
-    Some(hash_v4_l4(&SYMMETRIC_KEY, src, dst, sport, dport))
+    let syn = ip[hl + 13] & 0x02 != 0;
+    Some((hash_v4_l4(&SYMMETRIC_KEY, src, dst, sport, dport), syn))
 }
 
 impl Wire {
     fn carry(
         from: &mut [Box<dyn RxQueue>],
         to: &mut [Box<dyn TxQueue>],
-        mark: bool,
+        mark: Mark,
         marked: &mut u64,
         frames: &mut u64,
     ) {
@@ -249,23 +262,28 @@ impl Wire {
             let mut b = Burst::new();
             let n = q.rx_burst(&mut b, 64);
             b.drain_front(n, |mut m| {
-                let h = frame_hash(m.data());
+                let hs = frame_hash(m.data());
+                let h = hs.map(|(h, _)| h);
                 *frames += 1;
-                let q = match h {
-                    // Two frames in three on the wrong queue on purpose, the third on the
-                    // right one: a flow's frames reach both lcores.
-                    Some(h) if queues > 1 => {
-                        let wrong = (*frames % 3 != 0) as u16;
+                let q = match hs {
+                    // On purpose, one of the handshake and the rest of the flow arrives on
+                    // the wrong queue (which one depends on the flow): a flow's frames reach
+                    // both lcores, in order.
+                    Some((h, syn)) if queues > 1 => {
+                        let wrong = (syn ^ (h & 0x100 != 0)) as u16;
                         (queue_for(h, queues) + wrong) % queues
                     }
                     _ => 0,
                 };
-                if let (true, Some(h)) = (mark, h) {
-                    if *frames % 2 == 0 {
-                        m.set_rss_hash(h);
-                        m.set_ol_flags(m.ol_flags() | ol::RX_RSS_SYM_TOEPLITZ);
-                        *marked += 1;
-                    }
+                let given = match (mark, h) {
+                    (Mark::Real, Some(h)) if *frames % 2 == 0 => Some(h),
+                    (Mark::Forged(f), Some(_)) => Some(f),
+                    _ => None,
+                };
+                if let Some(g) = given {
+                    m.set_rss_hash(g);
+                    m.set_ol_flags(m.ol_flags() | ol::RX_RSS_SYM_TOEPLITZ);
+                    *marked += 1;
                 }
                 let _ = out[q as usize].push(m);
             });
@@ -281,14 +299,14 @@ impl Wire {
         Self::carry(
             &mut self.from_client,
             &mut self.to_server,
-            self.mark_hash,
+            self.mark,
             &mut self.marked,
             &mut self.frames,
         );
         Self::carry(
             &mut self.from_server,
             &mut self.to_client,
-            self.mark_hash,
+            self.mark,
             &mut self.marked,
             &mut self.frames,
         );
@@ -304,7 +322,7 @@ struct Setup {
     st: Arc<Mutex<Clients>>,
 }
 
-fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark_hash: bool) -> Setup {
+fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark: Mark) -> Setup {
     let (mut sp, mut h0) = RingPort::pair(
         side("p0", SERVER_MAC, server_lcores),
         side("h0", CLIENT_MAC, server_lcores),
@@ -433,7 +451,7 @@ fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark_hash: bool) 
             from_server,
             to_client,
             from_client,
-            mark_hash,
+            mark,
             marked: 0,
             frames: 0,
         },
@@ -502,7 +520,7 @@ fn check(s: &Setup, flows: usize) -> Vec<u64> {
 #[test]
 fn two_server_lcores_echo_flows_that_arrive_on_the_wrong_queue() {
     let flows = 48;
-    let mut s = setup(2, 1, flows, false);
+    let mut s = setup(2, 1, flows, Mark::None);
     run(&mut s);
     let accepted = check(&s, flows);
     eprintln!("accepted per server lcore: {accepted:?}");
@@ -512,7 +530,7 @@ fn two_server_lcores_echo_flows_that_arrive_on_the_wrong_queue() {
         let handed = count(g, "tcp-handoff", "handed_off");
         let received = count(g, "tcp-handoff", "received");
         eprintln!("server lcore {i}: handed_off {handed} received {received}");
-        // Most TCP frames arrived on the other lcore's queue.
+        // Part of every flow arrived on the other lcore's queue.
         assert!(handed > 0 && received > 0, "lcore {i}");
         assert_eq!(count(g, "tcp-handoff", "handoff_full"), 0);
         assert_eq!(count(g, "tcp-input", "no_listener"), 0, "lcore {i}");
@@ -536,7 +554,7 @@ fn two_server_lcores_echo_flows_that_arrive_on_the_wrong_queue() {
 #[test]
 fn active_opens_from_a_two_lcore_stack_come_home() {
     let flows = 40;
-    let mut s = setup(2, 2, flows, true);
+    let mut s = setup(2, 2, flows, Mark::Real);
     run(&mut s);
     let accepted = check(&s, flows);
     assert!(accepted.iter().all(|&n| n > 0), "{accepted:?}");
@@ -552,4 +570,17 @@ fn active_opens_from_a_two_lcore_stack_come_home() {
         assert!(count(g, "tcp-handoff", "received") > 0, "client lcore {i}");
         assert_eq!(count(g, "tcp-input", "no_listener"), 0, "client lcore {i}");
     }
+}
+
+#[test]
+fn a_hash_the_port_gives_is_used_instead_of_hashing_again() {
+    let flows = 16;
+    // Hash 0 selects lcore 0 for every flow, whatever its 4-tuple hashes to.
+    let mut s = setup(2, 1, flows, Mark::Forged(0));
+    run(&mut s);
+    let accepted = check(&s, flows);
+    assert_eq!(accepted, vec![flows as u64, 0]);
+    assert!(s.wire.marked > 0);
+    assert!(count(&s.server_graphs[1], "tcp-handoff", "handed_off") > 0);
+    assert_eq!(count(&s.server_graphs[0], "tcp-handoff", "handed_off"), 0);
 }
