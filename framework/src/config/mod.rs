@@ -880,6 +880,9 @@ pub struct StackConfig {
     pub icmp_burst: u32,
     /// TTL of locally originated packets (default 64, 1..=255).
     pub ttl: u8,
+    /// Slots of each ring that hands TCP segments from one TCP lcore to another (default 1024,
+    /// a power of two, 64..=65536; used only when `tcp-echo` or `http` runs on several lcores).
+    pub handoff_ring: u32,
 }
 
 impl Default for StackConfig {
@@ -895,6 +898,7 @@ impl Default for StackConfig {
             icmp_rate: 1000,
             icmp_burst: 50,
             ttl: 64,
+            handoff_ring: 1024,
         }
     }
 }

@@ -801,6 +801,28 @@ pub(in crate::config) fn read_stack(d: &mut Diag, root: &mut Table<'_, '_>) -> O
             "TTL of packets this host sends, 1 to 255",
         )
         .or(t.dflt("ttl", dflt.ttl));
+    const HANDOFF_HINT: &str =
+        "slots per ring between two TCP lcores, a power of two from 64 to 65536, like handoff_ring = 1024";
+    let handoff_ring = t
+        .int(d, "handoff_ring", 64u32, 65536, HANDOFF_HINT)
+        .and_then(|n| {
+            if n.v.is_power_of_two() {
+                Some(n)
+            } else {
+                d.error(
+                    &n.path,
+                    &n.span,
+                    format!("handoff_ring must be a power of two, got {}", n.v),
+                    format!(
+                        "use {} or {}",
+                        n.v.next_power_of_two() / 2,
+                        n.v.next_power_of_two()
+                    ),
+                );
+                None
+            }
+        })
+        .or(t.dflt("handoff_ring", dflt.handoff_ring));
     t.finish(d);
     Some(StackConfig {
         arp_timeout: arp_timeout?,
@@ -813,6 +835,7 @@ pub(in crate::config) fn read_stack(d: &mut Diag, root: &mut Table<'_, '_>) -> O
         icmp_rate: icmp_rate?.v,
         icmp_burst: icmp_burst?.v,
         ttl: ttl?.v,
+        handoff_ring: handoff_ring?.v,
     })
 }
 

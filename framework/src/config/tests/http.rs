@@ -92,3 +92,26 @@ fn http_route_errors_name_the_field() {
         .message
         .contains("only valid for app \"http\""));
 }
+
+#[test]
+fn http_runs_on_several_lcores_each_with_its_queue_and_a_tx_queue() {
+    let text = http_app("[[app.routes]]\npath = \"/\"\nbody = \"hello\"")
+        .replace(
+            "ipv4 = [\"198.18.0.1/24\"]",
+            "ipv4 = [\"198.18.0.1/24\"]\nrx_queues = 2\ntx_queues = 2",
+        )
+        .replace(
+            "[[lcores]]\nid = 1\nrx = [\"p0\"]",
+            "[[lcores]]\nid = 1\nrx = [\"p0:0\"]\n[[lcores]]\nid = 2\nrx = [\"p0:1\"]",
+        );
+    let c = ok(&text);
+    assert_eq!(crate::app::tcp_lcores(&c), vec![1, 2]);
+    for lc in &c.lcores {
+        assert_eq!(lc.tx.len(), 1, "lcore {} sends on p0", lc.id);
+    }
+    assert_ne!(c.lcores[0].tx[0].queue, c.lcores[1].tx[0].queue);
+    assert_eq!(c.stack.handoff_ring, 1024);
+    // Both queues must be polled: one lcore on queue 0 alone is an error naming the other.
+    let e = errs(&text.replace("[[lcores]]\nid = 2\nrx = [\"p0:1\"]", ""));
+    assert!(e.iter().any(|x| x.message.contains("p0:1")), "{e:?}");
+}

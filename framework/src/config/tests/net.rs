@@ -98,6 +98,7 @@ fn stack_defaults_and_new_port_fields() {
             icmp_rate: 1000,
             icmp_burst: 50,
             ttl: 64,
+            handoff_ring: 1024,
         }
     );
     assert_eq!(c.stack, StackConfig::default());
@@ -113,7 +114,7 @@ fn stack_defaults_and_new_port_fields() {
         StackConfig::default()
     );
     let c = ok(&format!(
-        "{BASE}[stack]\narp_timeout = \"1h\"\narp_retries = 10\narp_hold = 0\nneighbours_max = 16\nreassembly_timeout = 1\nreassembly_max = 65536\nreassembly_max_frags = 2\nicmp_rate = 0\nicmp_burst = 10000\nttl = 255\n"
+        "{BASE}[stack]\narp_timeout = \"1h\"\narp_retries = 10\narp_hold = 0\nneighbours_max = 16\nreassembly_timeout = 1\nreassembly_max = 65536\nreassembly_max_frags = 2\nicmp_rate = 0\nicmp_burst = 10000\nttl = 255\nhandoff_ring = 65536\n"
     ));
     assert_eq!(
         c.stack,
@@ -128,6 +129,7 @@ fn stack_defaults_and_new_port_fields() {
             icmp_rate: 0,
             icmp_burst: 10000,
             ttl: 255,
+            handoff_ring: 65536,
         }
     );
     let c = ok(&L3.replace(
@@ -157,7 +159,7 @@ fn stack_defaults_and_new_port_fields() {
 #[test]
 fn stack_values_out_of_range() {
     let text = format!(
-        "{BASE}[stack]\narp_timeout = \"2h\"\narp_retries = 0\narp_hold = 65\nneighbours_max = 1000\nreassembly_timeout = \"500ms\"\nreassembly_max = 0\nreassembly_max_frags = 1\nicmp_rate = 1000001\nicmp_burst = 0\nttl = 0\narp_timout = 5\n"
+        "{BASE}[stack]\narp_timeout = \"2h\"\narp_retries = 0\narp_hold = 65\nneighbours_max = 1000\nreassembly_timeout = \"500ms\"\nreassembly_max = 0\nreassembly_max_frags = 1\nicmp_rate = 1000001\nicmp_burst = 0\nttl = 0\nhandoff_ring = 100\narp_timout = 5\n"
     );
     let e = errs(&text);
     let t = at(&e, "stack.arp_timeout");
@@ -174,6 +176,13 @@ fn stack_values_out_of_range() {
     let n = at(&e, "stack.neighbours_max");
     assert_eq!(n.message, "neighbours_max must be a power of two, got 1000");
     assert_eq!(n.hint, "use 512 or 1024");
+    let h = at(&e, "stack.handoff_ring");
+    assert_eq!(h.message, "handoff_ring must be a power of two, got 100");
+    assert_eq!(h.hint, "use 64 or 128");
+    let small = errs(&format!("{BASE}[stack]\nhandoff_ring = 32\n"));
+    let h = at(&small, "stack.handoff_ring");
+    assert_eq!(h.message, "must be between 64 and 65536, got 32");
+    assert!(h.hint.contains("power of two"), "{}", h.hint);
     assert_eq!(
         at(&e, "stack.reassembly_timeout").message,
         "reassembly_timeout must be between 1s and 2m, got 500ms"
@@ -201,7 +210,7 @@ fn stack_values_out_of_range() {
     assert!(at(&e, "stack.arp_timout")
         .hint
         .starts_with("did you mean `arp_timeout`?"));
-    assert_eq!(e.len(), 11, "{}", ConfigErrors(e.clone()));
+    assert_eq!(e.len(), 12, "{}", ConfigErrors(e.clone()));
 }
 
 // ---------------------------------------------------------------------------------------------
