@@ -590,12 +590,25 @@ impl VethPair {
         b: &str,
         ns_b: Option<&Netns>,
     ) -> io::Result<VethPair> {
+        // One queue each way: a veth otherwise gets one queue per CPU, and a single-queue
+        // AF_XDP port would miss the frames the kernel spreads onto the other queues.
+        VethPair::with_queues(a, ns_a, b, ns_b, 1)
+    }
+
+    /// [`VethPair::new`] with `queues` rx and tx queues on each end (a frame arrives on the
+    /// receive queue numbered like the transmit queue the sender's kernel picked for its flow).
+    pub fn with_queues(
+        a: &str,
+        ns_a: Option<&Netns>,
+        b: &str,
+        ns_b: Option<&Netns>,
+        queues: u16,
+    ) -> io::Result<VethPair> {
         check_ifname(a)?;
         check_ifname(b)?;
         remove_stale_once();
-        // One queue each way: a veth otherwise gets one queue per CPU, and a single-queue
-        // AF_XDP port would miss the frames the kernel spreads onto the other queues.
-        let q = ["numtxqueues", "1", "numrxqueues", "1"];
+        let n = queues.to_string();
+        let q = ["numtxqueues", n.as_str(), "numrxqueues", n.as_str()];
         let mut args = vec!["link", "add", a];
         args.extend(q);
         if let Some(ns) = ns_a {
