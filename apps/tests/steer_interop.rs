@@ -69,7 +69,13 @@ idle = "adaptive"
 fn events(ns: &Netns, node: &str, reason: &str) -> HashMap<String, u64> {
     let o = ns
         .run(
-            &["curl", "-s", "-m", "2", &format!("http://{METRICS}/metrics")],
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "2",
+                &format!("http://{METRICS}/metrics"),
+            ],
             T,
         )
         .unwrap();
@@ -118,7 +124,10 @@ fn http_on_two_lcores(driver: &str) {
     let o = peer
         .run(&["sh", "-c", &script], Duration::from_secs(120))
         .unwrap();
-    let ok: u32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
+    let ok: u32 = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     assert_eq!(ok, n, "curl answers: {}\n{}", out(&o), fp.log());
 
     // wrk, bounded: 32 keep-alive connections on 2 threads for 3 s.

@@ -169,7 +169,14 @@ fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
 }
 
 /// A one-port stack config: `lcores` lcores, lcore `i + 1` polling queue `i`.
-fn config_text(addr: &str, mac: MacAddr, lcores: u16, peer: &str, peer_mac: MacAddr, app: &str) -> String {
+fn config_text(
+    addr: &str,
+    mac: MacAddr,
+    lcores: u16,
+    peer: &str,
+    peer_mac: MacAddr,
+    app: &str,
+) -> String {
     let m = |m: MacAddr| {
         m.0.iter()
             .map(|b| format!("{b:02x}"))
@@ -313,6 +320,9 @@ impl Wire {
     }
 }
 
+/// A port's rx and tx queues.
+type Queues = (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>);
+
 struct Setup {
     servers: Vec<Lcore>,
     clients: Vec<Lcore>,
@@ -335,7 +345,7 @@ fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark: Mark) -> Se
         1024,
     )
     .unwrap();
-    let take = |p: &mut RingPort, n: u16| -> (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>) {
+    let take = |p: &mut RingPort, n: u16| -> Queues {
         (
             (0..n).map(|q| p.take_rx_queue(q).unwrap()).collect(),
             (0..n).map(|q| p.take_tx_queue(q).unwrap()).collect(),
@@ -504,7 +514,11 @@ fn check(s: &Setup, flows: usize) -> Vec<u64> {
     assert_eq!(st.connect_errors, 0);
     assert_eq!(st.by_id.len(), flows, "every flow was opened");
     for (i, f) in st.flows.iter().enumerate() {
-        assert!(matches!(f.closed, None | Some(CloseReason::Closed)), "flow {i}: {:?}", f.closed);
+        assert!(
+            matches!(f.closed, None | Some(CloseReason::Closed)),
+            "flow {i}: {:?}",
+            f.closed
+        );
         assert!(f.peer_closed, "flow {i}");
         assert_eq!(f.received.len(), f.to_send.len(), "flow {i} length");
         assert!(f.received == f.to_send, "flow {i}: echoed bytes differ");

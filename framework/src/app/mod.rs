@@ -83,7 +83,9 @@ pub fn prepare(
     let tcp = tcp_lcores(cfg);
     let handoff = if tcp.len() > 1 {
         handoff::mesh(tcp.len(), cfg.stack.handoff_ring as usize)
-            .map_err(|e| RuntimeError::Stack(format!("tcp handoff between {} lcores: {e}", tcp.len())))?
+            .map_err(|e| {
+                RuntimeError::Stack(format!("tcp handoff between {} lcores: {e}", tcp.len()))
+            })?
             .into_iter()
             .map(Some)
             .collect()

@@ -25,7 +25,7 @@ use super::names;
 pub struct TcpHandoff {
     handoff: Handoff,
     /// Segments gathered per owner during one vector.
-    outbox: Vec<Box<Burst>>,
+    outbox: Vec<Burst>,
     inbox: Box<Burst>,
     handed_off: DropId,
     received: DropId,
@@ -36,7 +36,7 @@ impl TcpHandoff {
     /// A node steering over `handoff`'s lcores.
     pub fn new(handoff: Handoff) -> Self {
         TcpHandoff {
-            outbox: (0..handoff.lcores()).map(|_| Box::new(Burst::new())).collect(),
+            outbox: (0..handoff.lcores()).map(|_| Burst::new()).collect(),
             handoff,
             inbox: Box::new(Burst::new()),
             handed_off: DropId::placeholder(),
