@@ -7,6 +7,10 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,37 @@ use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
 use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
 use ferroplane::stack::tcp::rss::{hash_v4_l4, queue_for, SYMMETRIC_KEY};
 use ferroplane::stack::tcp::{mesh, CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+
+/// Counts heap allocations made on a thread while it watches (the server lcores' turns).
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    static WATCH: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: forwards to the system allocator; only adds a counter.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if WATCH.with(|w| w.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        if WATCH.with(|w| w.get()) {
+            ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        System.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
 
 const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x20]);
@@ -333,6 +368,19 @@ struct Setup {
 }
 
 fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark: Mark) -> Setup {
+    setup_sized(server_lcores, client_lcores, flows, mark, |i| {
+        2000 + (i * 997) % 30000
+    })
+}
+
+/// [`setup`] with flow `i` sending `size(i)` bytes.
+fn setup_sized(
+    server_lcores: u16,
+    client_lcores: u16,
+    flows: usize,
+    mark: Mark,
+    size: fn(usize) -> usize,
+) -> Setup {
     let (mut sp, mut h0) = RingPort::pair(
         side("p0", SERVER_MAC, server_lcores),
         side("h0", CLIENT_MAC, server_lcores),
@@ -398,7 +446,7 @@ fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark: Mark) -> Se
     let st = Arc::new(Mutex::new(Clients {
         flows: (0..flows)
             .map(|i| Flow {
-                to_send: random_bytes(2000 + (i * 997) % 30000, 0x9e37_79b9 + i as u64),
+                to_send: random_bytes(size(i), 0x9e37_79b9 + i as u64),
                 ..Flow::default()
             })
             .collect(),
@@ -597,4 +645,58 @@ fn a_hash_the_port_gives_is_used_instead_of_hashing_again() {
     assert!(s.wire.marked > 0);
     assert!(count(&s.server_graphs[1], "tcp-handoff", "handed_off") > 0);
     assert_eq!(count(&s.server_graphs[0], "tcp-handoff", "handed_off"), 0);
+}
+
+#[test]
+fn the_handoff_path_allocates_nothing_once_connections_are_up() {
+    let flows = 8;
+    let mut s = setup_sized(2, 1, flows, Mark::None, |_| 1_000_000);
+    let accepted = |s: &Setup| -> u64 {
+        s.server_graphs
+            .iter()
+            .map(|g| count(g, "tcp-input", "conn_accepted"))
+            .sum()
+    };
+    let handed = |s: &Setup| -> u64 {
+        s.server_graphs
+            .iter()
+            .map(|g| count(g, "tcp-handoff", "handed_off"))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut watched_turns, mut before) = (0u64, None);
+    let mut allocs = 0;
+    while Instant::now() < deadline {
+        // Watch the server lcores once every connection is accepted (accepting allocates the
+        // connection's rings); the client's test app allocates, so it runs unwatched.
+        let watch = before.is_some();
+        for l in s.servers.iter_mut() {
+            let a0 = ALLOCS.load(Ordering::Relaxed);
+            WATCH.with(|w| w.set(watch));
+            l.run_turns(1);
+            WATCH.with(|w| w.set(false));
+            allocs += ALLOCS.load(Ordering::Relaxed) - a0;
+        }
+        watched_turns += watch as u64;
+        s.wire.forward();
+        for l in s.clients.iter_mut() {
+            l.run_turns(1);
+        }
+        s.wire.forward();
+        if before.is_none() && accepted(&s) == flows as u64 {
+            before = Some(handed(&s));
+            allocs = 0;
+        }
+        if s.st.lock().unwrap().flows.iter().all(|f| f.peer_closed) {
+            break;
+        }
+    }
+    check(&s, flows);
+    let during = handed(&s) - before.expect("every connection accepted");
+    eprintln!("watched {watched_turns} turns, {during} segments handed off, {allocs} allocations");
+    assert!(
+        during > 1000,
+        "only {during} segments handed off while watched"
+    );
+    assert_eq!(allocs, 0, "the server lcores allocated while watched");
 }
