@@ -135,3 +135,116 @@ impl Node for TcpHandoff {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::graph::{meta_mut, Graph, GraphBuilder, TraceControl};
+    use crate::mem::{HugePolicy, Mempool, MempoolParams};
+    use crate::runtime::LcoreIo;
+    use crate::stack::tcp::mesh;
+
+    /// Stands in for `tcp-input`: records the source port of every segment it gets.
+    struct Sink(Arc<Mutex<Vec<u16>>>);
+    impl Node for Sink {
+        fn next_nodes(&self) -> Vec<String> {
+            Vec::new()
+        }
+        fn process(&mut self, pkts: &mut Burst, _ctx: &mut NodeCtx<'_>) {
+            let mut v = self.0.lock().unwrap();
+            let n = pkts.len();
+            pkts.drain_front(n, |m| {
+                v.push(u16::from_be_bytes([m.data()[20], m.data()[21]]))
+            });
+        }
+    }
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    fn graph(h: Handoff, seen: Arc<Mutex<Vec<u16>>>) -> Graph {
+        let mut b = GraphBuilder::new();
+        b.add(names::TCP_HANDOFF, Box::new(TcpHandoff::new(h)))
+            .add(names::TCP_INPUT, Box::new(Sink(seen)));
+        b.build(1, names::TCP_HANDOFF, TraceControl::new()).unwrap()
+    }
+
+    /// An IPv4 + TCP header from SRC:sport to DST:80.
+    fn segment(pool: &Mempool, sport: u16) -> Mbuf {
+        let mut m = pool.alloc().unwrap();
+        let d = m.append(40).unwrap();
+        d.fill(0);
+        d[0] = 0x45;
+        d[9] = 6;
+        d[12..16].copy_from_slice(&SRC.octets());
+        d[16..20].copy_from_slice(&DST.octets());
+        d[20..22].copy_from_slice(&sport.to_be_bytes());
+        d[22..24].copy_from_slice(&80u16.to_be_bytes());
+        meta_mut(&mut m).l3_len = 20;
+        m
+    }
+
+    fn event(g: &Graph, reason: &str) -> u64 {
+        let stats = g.monitor().stats();
+        let n = stats.iter().find(|n| n.node == names::TCP_HANDOFF).unwrap();
+        n.drops.iter().find(|d| d.0 == reason).map_or(0, |d| d.1)
+    }
+
+    #[test]
+    fn segments_go_to_their_owner_and_a_full_ring_drops_and_counts() {
+        let mut p = MempoolParams::new("handoff-node", 1024);
+        p.huge = HugePolicy::Off;
+        let pool = Mempool::new(&p).unwrap();
+        let mut ends = mesh(2, 64).unwrap().into_iter();
+        let (h0, h1) = (ends.next().unwrap(), ends.next().unwrap());
+        // Every end maps alike; a spare one answers for the test.
+        let probe = mesh(2, 64).unwrap().remove(0);
+        let owner_of = |sport: u16| probe.owner(SRC, DST, sport, 80);
+        let ports: Vec<u16> = (40000..40200).collect();
+        let theirs = ports.iter().filter(|&&p| owner_of(p) == 1).count();
+        assert!(theirs > 64, "{theirs} of 200 flows owned by lcore 1");
+        let (seen0, seen1) = (Arc::default(), Arc::default());
+        let mut g0 = graph(h0, Arc::clone(&seen0));
+        let mut g1 = graph(h1, Arc::clone(&seen1));
+        let mut io = LcoreIo::new(Vec::new());
+
+        let mut burst = Burst::new();
+        for &sp in &ports {
+            burst.push(segment(&pool, sp)).unwrap();
+        }
+        let entry = g0.node_id(names::TCP_HANDOFF).unwrap();
+        g0.dispatch(entry, &mut burst, &mut io);
+        // Lcore 0 kept its own flows; the ring (64 slots) took the first 64 of lcore 1's.
+        let mine: Vec<u16> = ports
+            .iter()
+            .copied()
+            .filter(|&p| owner_of(p) == 0)
+            .collect();
+        assert_eq!(*seen0.lock().unwrap(), mine);
+        assert_eq!(event(&g0, "handed_off"), 64);
+        assert_eq!(event(&g0, "handoff_full"), (theirs - 64) as u64);
+        assert!(seen1.lock().unwrap().is_empty());
+
+        // Lcore 1 drains its inbox on its next poll, with no packet of its own.
+        g1.poll(&mut io);
+        let got = seen1.lock().unwrap().clone();
+        assert_eq!(got.len(), 64);
+        assert!(got.iter().all(|&p| owner_of(p) == 1));
+        assert_eq!(event(&g1, "received"), 64);
+        g1.poll(&mut io);
+        assert_eq!(seen1.lock().unwrap().len(), 64, "nothing left to drain");
+
+        // A port's symmetric hash is trusted: hash 1 selects lcore 1 whatever the ports.
+        let p0 = mine[0];
+        let mut m = segment(&pool, p0);
+        m.set_rss_hash(1);
+        m.set_ol_flags(ol::RX_RSS_SYM_TOEPLITZ);
+        burst.push(m).unwrap();
+        g0.dispatch(entry, &mut burst, &mut io);
+        assert_eq!(event(&g0, "handed_off"), 65);
+        g1.poll(&mut io);
+        assert_eq!(seen1.lock().unwrap().last(), Some(&p0));
+    }
+}
