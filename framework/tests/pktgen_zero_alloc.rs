@@ -68,6 +68,7 @@ tx = ["r0:0"]
 [app]
 name = "pktgen"
 rate = "500kpps"
+count = 250000
 
 [[app.streams]]
 dst_ip = "random:198.19.0.1-198.19.0.254"
@@ -106,6 +107,14 @@ fn pktgen_tx_and_rx_steady_state_does_not_allocate() {
     }
     WATCH.with(|w| w.set(false));
     let allocs = ALLOCS.load(Ordering::Relaxed);
+    // Let the generator reach its count (~0.5 s at the configured rate) and the receive side
+    // take the last bursts off the ring before the results are published.
+    let t = Instant::now();
+    while !shared.all_tx_done() && t.elapsed() < Duration::from_secs(20) {
+        lc.run_turns(64);
+    }
+    assert!(shared.all_tx_done(), "the generator did not reach its count");
+    lc.run_turns(256);
     lc.finish();
     let sent: u64 = shared.tx_sent().iter().sum::<u64>() - sent_before;
     assert!(sent > 10_000, "only {sent} packets sent in {turns} turns");
@@ -117,6 +126,7 @@ fn pktgen_tx_and_rx_steady_state_does_not_allocate() {
     let rx = shared.rx_of_port(1).unwrap();
     let got: u64 = rx.streams.iter().map(|s| s.packets).sum();
     let total: u64 = shared.tx_sent().iter().sum();
+    assert_eq!(total, 250_000);
     assert_eq!(got, total);
     assert!(rx
         .streams
