@@ -4,12 +4,15 @@
 #
 #   ns fpb-a (198.18.0.2) --veth-- ns fpb-r [router] --veth-- ns fpb-b (198.18.1.2)
 #
-# The generator is trafgen (netsniff-ng) in fpb-a sending 64-byte UDP frames addressed to the
-# router's MAC as fast as it can; the figure is the rate at which frames arrive at fpb-b (its veth
-# rx counter) over a window after warm-up. Rounds alternate between the forwarders so load from
-# elsewhere hits them alike; the report gives the median per forwarder and the ratios.
+# The generator in fpb-a sends 64-byte UDP frames addressed to the router's MAC as fast as it
+# can, pinned to CPU 0 (the forwarder gets CPU 1): GEN=trafgen (default; netsniff-ng,
+# PACKET_MMAP) or GEN=pktgen (ferroplane's own pktgen on an AF_XDP port, faster, so the
+# forwarder rather than the generator is the limit). The figure is the rate at which frames
+# arrive at fpb-b (its veth rx counter) over a window after warm-up. Rounds alternate between
+# the forwarders so load from elsewhere hits them alike; the report gives the median per
+# forwarder and the ratios.
 #
-# Usage: bench/l3fwd-vs-linux.sh [ROUNDS=3] [SECONDS=5]
+# Usage: [GEN=trafgen|pktgen] bench/l3fwd-vs-linux.sh [ROUNDS=3] [SECONDS=5]
 # Needs root; installs netsniff-ng (trafgen) if missing. Addresses are from 198.18.0.0/15 only,
 # and everything is removed on exit (also on error or Ctrl-C).
 set -euo pipefail
@@ -18,12 +21,14 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECS=${2:-5}
 DRIVERS=${DRIVERS:-"af_xdp af_packet"}
+GEN=${GEN:-trafgen}
+case "$GEN" in trafgen | pktgen) ;; *) echo "GEN must be trafgen or pktgen, not $GEN" >&2; exit 2 ;; esac
 WARM=2
 OUT=bench/out
 mkdir -p "$OUT"
 A=fpb-a R=fpb-r B=fpb-b
 
-if ! command -v trafgen >/dev/null; then
+if [ "$GEN" = trafgen ] && ! command -v trafgen >/dev/null; then
     echo "installing netsniff-ng (trafgen)…" >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends netsniff-ng >/dev/null
 fi
@@ -34,6 +39,7 @@ FPPID=""
 cleanup() {
     [ -n "$FPPID" ] && kill "$FPPID" 2>/dev/null || true
     pkill -f "trafgen --dev fpba0" 2>/dev/null || true
+    pkill -f "pktgen --port af_xdp:fpba0" 2>/dev/null || true
     for ns in $A $R $B; do ip netns del "$ns" 2>/dev/null || true; done
 }
 trap cleanup EXIT INT TERM
@@ -73,10 +79,18 @@ tx_count() { ip netns exec $A cat /sys/class/net/fpba0/statistics/tx_packets; }
 
 # Generates for WARM + SECS seconds; prints the rate (Mpps) arriving at fpb-b, and the sent rate.
 measure() {
-    # One generator process (trafgen forks one per CPU by default), bounded in time.
-    timeout -s INT $((WARM + SECS + 2)) ip netns exec $A \
-        trafgen --dev fpba0 --conf "$OUT/l3fwd.trafgen" --cpus 1 -q \
-        >/dev/null 2>&1 &
+    # One generator process on CPU 0 (trafgen forks one per CPU by default), bounded in time.
+    if [ "$GEN" = trafgen ]; then
+        timeout -s INT $((WARM + SECS + 2)) ip netns exec $A taskset -c 0 \
+            trafgen --dev fpba0 --conf "$OUT/l3fwd.trafgen" --cpus 1 -q \
+            >/dev/null 2>&1 &
+    else
+        timeout -s INT $((WARM + SECS + 4)) ip netns exec $A taskset -c 0 \
+            "$FP" pktgen --port af_xdp:fpba0 --rate max --size 64 --dst-mac "$RMAC" \
+            --src-ip 198.18.0.2 --dst-ip 198.18.1.2 --src-port 1234 --dst-port 9 \
+            --no-latency --quiet --duration "$((WARM + SECS + 1))s" \
+            >"$OUT/l3fwd-pktgen.log" 2>&1 &
+    fi
     local gen=$!
     sleep "$WARM"
     local r0 t0 r1 t1
@@ -85,6 +99,8 @@ measure() {
     r1=$(rx_count); t1=$(tx_count)
     pkill -INT -f "trafgen --dev fpba0" 2>/dev/null || true
     wait "$gen" 2>/dev/null || true
+    # pktgen's own AF_XDP port needs the fpba0 link free before the next round.
+    pkill -f "pktgen --port af_xdp:fpba0" 2>/dev/null || true
     awk -v r=$((r1 - r0)) -v t=$((t1 - t0)) -v s="$SECS" \
         'BEGIN { printf "%.3f %.3f\n", r / s / 1e6, t / s / 1e6 }'
 }
@@ -148,7 +164,7 @@ ferroplane_off() {
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-echo "# l3fwd vs Linux forwarding: $ROUNDS rounds x ${SECS}s (after ${WARM}s warm-up), 64-byte frames"
+echo "# l3fwd vs Linux forwarding: $ROUNDS rounds x ${SECS}s (after ${WARM}s warm-up), 64-byte frames, generator $GEN on CPU 0"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, kernel $(uname -r)"
 declare -A got
 for r in $(seq "$ROUNDS"); do
