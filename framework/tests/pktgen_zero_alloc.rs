@@ -3,39 +3,13 @@
 //! touch the heap: a counting allocator watches one lcore send and receive through a ring
 //! loopback.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
+use common::counting::{self, Counting};
+
 use std::time::{Duration, Instant};
 
 use ferroplane::runtime::Runtime;
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(p, l, n)
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -98,22 +72,25 @@ fn pktgen_tx_and_rx_steady_state_does_not_allocate() {
         lc.run_turns(64);
     }
     let sent_before: u64 = shared.tx_sent().iter().sum();
-    WATCH.with(|w| w.set(true));
+    counting::watch_this_thread(true);
     let t = Instant::now();
     let mut turns = 0u64;
     while t.elapsed() < Duration::from_millis(500) {
         lc.run_turns(64);
         turns += 64;
     }
-    WATCH.with(|w| w.set(false));
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    counting::watch_this_thread(false);
+    let allocs = counting::allocations();
     // Let the generator reach its count (~0.5 s at the configured rate) and the receive side
     // take the last bursts off the ring before the results are published.
     let t = Instant::now();
     while !shared.all_tx_done() && t.elapsed() < Duration::from_secs(20) {
         lc.run_turns(64);
     }
-    assert!(shared.all_tx_done(), "the generator did not reach its count");
+    assert!(
+        shared.all_tx_done(),
+        "the generator did not reach its count"
+    );
     lc.run_turns(256);
     lc.finish();
     let sent: u64 = shared.tx_sent().iter().sum::<u64>() - sent_before;

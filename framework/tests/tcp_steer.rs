@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use common::counting::{self, Counting};
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -29,33 +27,6 @@ use ferroplane::stack::tcp::rss::{hash_v4_l4, queue_for, SYMMETRIC_KEY};
 use ferroplane::stack::tcp::{mesh, CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
 
 /// Counts heap allocations made on a thread while it watches (the server lcores' turns).
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(p, l, n)
-    }
-}
-
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
@@ -671,11 +642,11 @@ fn the_handoff_path_allocates_nothing_once_connections_are_up() {
         // connection's rings); the client's test app allocates, so it runs unwatched.
         let watch = before.is_some();
         for l in s.servers.iter_mut() {
-            let a0 = ALLOCS.load(Ordering::Relaxed);
-            WATCH.with(|w| w.set(watch));
+            let a0 = counting::allocations();
+            counting::watch_this_thread(watch);
             l.run_turns(1);
-            WATCH.with(|w| w.set(false));
-            allocs += ALLOCS.load(Ordering::Relaxed) - a0;
+            counting::watch_this_thread(false);
+            allocs += counting::allocations() - a0;
         }
         watched_turns += watch as u64;
         s.wire.forward();

@@ -1,9 +1,9 @@
 //! Proves the l2fwd data path does not touch the heap once warmed up: a counting global
 //! allocator watches the lcore loop forward more than a million packets.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
+use common::counting::{self, Counting};
 
 use ferroplane::app::l2fwd::{L2fwd, Mode, Route};
 use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
@@ -12,38 +12,9 @@ use ferroplane::port::ring::{RingPort, RingSide};
 use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
 use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
 
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
 /// The tests of this file run one at a time: the all-threads counter must not see another
 /// test's set-up.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Counts allocations of every thread (for the multi-threaded runtime test).
-static WATCH_ALL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if WATCH_ALL.load(Ordering::Relaxed) || WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if WATCH_ALL.load(Ordering::Relaxed) || WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(p, l, n)
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -81,14 +52,14 @@ fn route(dst: u16) -> Option<Route> {
 /// Runs `lc` for a warm-up, then counts allocations while it forwards >= 1M packets.
 fn allocations_in_steady_state(lc: &mut Lcore) -> (u64, u64) {
     lc.run_turns(2_000);
-    ALLOCS.store(0, Ordering::Relaxed);
-    WATCH.with(|w| w.set(true));
+    counting::reset();
+    counting::watch_this_thread(true);
     let mut pkts = 0;
     while pkts < 1_000_000 {
         pkts += lc.run_turns(1_000);
     }
-    WATCH.with(|w| w.set(false));
-    (ALLOCS.load(Ordering::Relaxed), pkts)
+    counting::watch_this_thread(false);
+    (counting::allocations(), pkts)
 }
 
 #[test]
@@ -177,11 +148,11 @@ fn l3fwd_steady_state_allocates_nothing() {
     // Warm up: caches filled, gratuitous ARP sent, every code path taken once.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let before = running.snapshot();
-    ALLOCS.store(0, Ordering::Relaxed);
-    WATCH_ALL.store(true, Ordering::Relaxed);
+    counting::reset();
+    counting::watch_all_threads(true);
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    WATCH_ALL.store(false, Ordering::Relaxed);
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    counting::watch_all_threads(false);
+    let allocs = counting::allocations();
     let after = running.snapshot();
     let fin = running.join().unwrap();
     let routed = after.lcores[0].tx_packets - before.lcores[0].tx_packets;
