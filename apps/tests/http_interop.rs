@@ -180,7 +180,21 @@ content_type = "application/octet-stream"
             .is_ok_and(|o| o.stdout == b"hello from ferroplane\n")
     });
     assert!(ok, "not serving after the load:\n{}", fp.log());
-    fp.stop();
+    // The server's own counters are in the final report (and on /metrics) as tcp-input events:
+    // exactly the two malformed requests, the 404s and 400s above, and at least wrk's requests.
+    let log = fp.stop();
+    let counter = |name: &str| -> u64 {
+        let key = format!("{name}=");
+        log.split_whitespace()
+            .find_map(|w| w.strip_prefix(key.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the report:\n{log}"))
+    };
+    assert_eq!(counter("http_malformed"), 2, "{log}");
+    assert_eq!(counter("http_4xx"), 4, "404 x2, 400 x2:\n{log}");
+    assert!(counter("http_requests") >= reqs + 8, "{log}");
+    assert!(counter("http_2xx") >= reqs, "{log}");
+    assert!(counter("http_bytes_out") > 10_000_000, "{log}");
 }
 
 #[test]

@@ -118,6 +118,16 @@ impl HttpServer {
 }
 
 impl TcpApp for HttpServer {
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        let st = &self.stats;
+        out("http_requests", st.requests);
+        out("http_2xx", st.status_2xx);
+        out("http_4xx", st.status_4xx);
+        out("http_5xx", st.status_5xx);
+        out("http_malformed", st.malformed);
+        out("http_bytes_out", st.bytes_out);
+    }
+
     fn on_accept(&mut self, s: &mut TcpSocket<'_>) {
         let idx = match self.free.pop() {
             Some(i) => i as usize,

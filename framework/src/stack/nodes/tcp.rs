@@ -82,7 +82,7 @@ fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 12] {
 /// (a SYN while the connection table is full). Other counted events: the layer's
 /// ([`LayerStats`]) as `conn_*`, `rst_sent`, `accept_table_full`, `time_wait_overflow`,
 /// `timer_fired`, `tx_deferred`, and `tx_no_mbuf` (a segment not sent for want of a buffer:
-/// the engine retransmits it).
+/// the engine retransmits it); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
 pub struct TcpInput {
     env: Arc<StackEnv>,
     layer: TcpLayer,
@@ -92,6 +92,8 @@ pub struct TcpInput {
     no_mbuf: u64,
     exported: [u64; 12],
     events: [DropId; 12],
+    /// The applications' counters: event id and the total last exported (sized at init).
+    app_events: Vec<(DropId, u64)>,
     truncated: DropId,
     bad_address: DropId,
     bad_checksum: DropId,
@@ -113,6 +115,7 @@ impl TcpInput {
             no_mbuf: 0,
             exported: [0; 12],
             events: [DropId::placeholder(); 12],
+            app_events: Vec::new(),
             truncated: DropId::placeholder(),
             bad_address: DropId::placeholder(),
             bad_checksum: DropId::placeholder(),
@@ -136,6 +139,17 @@ impl TcpInput {
             }
         }
         self.exported = now;
+        let mut i = 0;
+        let events = &mut self.app_events;
+        self.layer.app_counters(&mut |_, v| {
+            if let Some((id, last)) = events.get_mut(i) {
+                if v != *last {
+                    ctx.count(*id, v.wrapping_sub(*last));
+                    *last = v;
+                }
+            }
+            i += 1;
+        });
     }
 }
 
@@ -212,6 +226,10 @@ impl Node for TcpInput {
         for (i, name) in EVENTS.iter().enumerate() {
             self.events[i] = ctx.drop_reason(name);
         }
+        let mut app_events = Vec::new();
+        self.layer
+            .app_counters(&mut |name, _| app_events.push((ctx.drop_reason(name), 0)));
+        self.app_events = app_events;
         self.ident = (ctx.lcore() as u16).wrapping_mul(0x9e37);
     }
 

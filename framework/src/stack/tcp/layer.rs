@@ -153,6 +153,10 @@ pub trait TcpApp: Send {
     fn on_close(&mut self, _id: SockId, _reason: CloseReason) {}
     /// Called once per loop turn: open connections, write to sockets by id.
     fn poll(&mut self, _ctl: &mut TcpControl<'_>) {}
+    /// The application's own counters, as `(name, running total)` pairs: the TCP node
+    /// exports them as its events next to the layer's (for example `http_requests`). The
+    /// names and their order must not change between calls.
+    fn counters(&self, _out: &mut dyn FnMut(&'static str, u64)) {}
 }
 
 /// Bookkeeping of one connection slot besides the engine's state.
@@ -386,6 +390,13 @@ impl TcpLayer {
     /// Counters.
     pub fn stats(&self) -> &LayerStats {
         &self.core.stats
+    }
+
+    /// Every application's [`TcpApp::counters`], in application order.
+    pub fn app_counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        for app in &self.apps {
+            app.counters(out);
+        }
     }
 
     /// Connections in the table (every state).
