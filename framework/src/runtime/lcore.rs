@@ -37,6 +37,12 @@ pub trait Stage: Send {
     /// final results, hand back buffered packets).
     fn finish(&mut self, _io: &mut LcoreIo) {}
 
+    /// Work done since the last call besides received and sent packets (events or commands
+    /// moved through rings), so the idle policy does not back off while it happens.
+    fn take_work(&mut self) -> usize {
+        0
+    }
+
     /// Per-node counters, for stages that run a packet graph.
     fn graph_monitor(&self) -> Option<GraphMonitor> {
         None
@@ -221,7 +227,7 @@ impl Lcore {
                 self.io.flush_drivers();
             }
             // A turn that transmitted (a generator, timers) is busy too: no back-off then.
-            let work = got + (self.io.tx_packets() - tx_before) as usize;
+            let work = got + (self.io.tx_packets() - tx_before) as usize + self.stage.take_work();
             if self.idle.after_turn(work) {
                 self.counters.idle_sleeps.add(1);
             }

@@ -149,6 +149,11 @@ pub trait TcpApp: Send {
     fn on_writable(&mut self, _s: &mut TcpSocket<'_>) {}
     /// The peer closed its side (FIN): after the buffered data nothing more comes.
     fn on_peer_closed(&mut self, _s: &mut TcpSocket<'_>) {}
+    /// The socket is ending (reset, timed out, or closed on both sides) and
+    /// [`on_close`](Self::on_close) follows at once; its receive buffer can still be read here
+    /// (a cross-core bridge moves the last bytes out). Not called for sockets the application
+    /// closed or aborted itself.
+    fn on_ending(&mut self, _s: &mut TcpSocket<'_>, _reason: CloseReason) {}
     /// The socket ended. Not called for sockets the application closed or aborted itself.
     fn on_close(&mut self, _id: SockId, _reason: CloseReason) {}
     /// Called once per loop turn: open connections, write to sockets by id.
@@ -811,14 +816,12 @@ fn pump(
         sink.send(&t, meta.port_hint);
     }
     let state = conn.state();
-    if ended.is_some() && meta.attached {
-        meta.attached = false;
-        apps[meta.app as usize].on_close(id, ended.unwrap_or(CloseReason::Closed));
+    if let Some(r) = ended.filter(|_| meta.attached) {
+        end_socket(apps, conn, meta, id, now, r);
     }
     if state == State::TimeWait && !meta.in_time_wait {
         if meta.attached {
-            meta.attached = false;
-            apps[meta.app as usize].on_close(id, CloseReason::Closed);
+            end_socket(apps, conn, meta, id, now, CloseReason::Closed);
         }
         if c.time_wait >= c.params.max_time_wait {
             // Freed once its last segments are out (counted then, once).
@@ -834,8 +837,7 @@ fn pump(
     if state == State::Closed {
         if !meta.dirty {
             if ended.is_none() && meta.attached {
-                meta.attached = false;
-                apps[meta.app as usize].on_close(id, CloseReason::Closed);
+                end_socket(apps, conn, meta, id, now, CloseReason::Closed);
             }
             c.release(slot);
         }
@@ -843,6 +845,28 @@ fn pump(
     }
     let next = conn.next_timer();
     c.wheel.set(slot, next);
+}
+
+/// Tells the application its socket ends: [`TcpApp::on_ending`] with the socket, then
+/// [`TcpApp::on_close`]; the socket is detached after.
+fn end_socket(
+    apps: &mut [Box<dyn TcpApp>],
+    conn: &mut Connection,
+    meta: &mut SlotMeta,
+    id: SockId,
+    now: u64,
+    reason: CloseReason,
+) {
+    let app = meta.app as usize;
+    let mut sock = TcpSocket {
+        conn,
+        meta: &mut *meta,
+        id,
+        now,
+    };
+    apps[app].on_ending(&mut sock, reason);
+    meta.attached = false;
+    apps[app].on_close(id, reason);
 }
 
 /// What an application can do from [`TcpApp::poll`]: open connections and reach its sockets

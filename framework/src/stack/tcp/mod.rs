@@ -19,6 +19,7 @@ pub mod layer;
 pub mod rss;
 pub mod table;
 pub mod wheel;
+pub mod xcore;
 
 pub use echo::TcpEcho;
 pub use handoff::{mesh, Handoff};
