@@ -6,6 +6,7 @@ pub mod http;
 pub mod l2fwd;
 pub mod pktgen;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{AppConfig, Config, FwdMode};
@@ -15,6 +16,7 @@ use crate::port::{MacAddr, PortInfo};
 use crate::runtime::{RuntimeError, Stage};
 use crate::stack::nodes::{UdpBinding, UdpEcho};
 use crate::stack::setup::{build_graph_with_tcp, env_from_config, TcpApps, UdpApps};
+use crate::stack::tcp::xcore::{self, AppLink, BridgeLink, XcoreParams};
 use crate::stack::tcp::{handoff, Handoff, LayerParams, TcpEcho};
 use crate::stack::StackEnv;
 use crate::tcp::{CongestionAlgorithm, TcpConfig};
@@ -30,6 +32,54 @@ pub struct AppShared {
     /// Per TCP lcore (in [`tcp_lcores`] order), its end of the flow steering mesh; taken by
     /// [`make_stage`]. Empty with fewer than two TCP lcores.
     handoff: Mutex<Vec<Option<Handoff>>>,
+    xcore: Option<XcoreWiring>,
+}
+
+/// The rings between stack lcores and app lcores (`app_lcores`), handed out as each lcore's
+/// stage is built.
+struct XcoreWiring {
+    params: XcoreParams,
+    pool: Mempool,
+    /// Stack lcore id → its ends of the links, one per app lcore.
+    bridges: Mutex<HashMap<u32, Vec<BridgeLink>>>,
+    /// App lcore id → its ends of the links, one per stack lcore.
+    endpoints: Mutex<HashMap<u32, Vec<AppLink>>>,
+}
+
+/// One link per (stack lcore, app lcore) of a `tcp-echo` with `app_lcores`.
+fn xcore_wiring(
+    cfg: &Config,
+    stack: Option<&Arc<StackEnv>>,
+) -> Result<Option<XcoreWiring>, RuntimeError> {
+    let (AppConfig::TcpEcho(e), Some(env)) = (&cfg.app, stack) else {
+        return Ok(None);
+    };
+    if e.app_lcores.is_empty() {
+        return Ok(None);
+    }
+    let pool = env.pool(0).clone();
+    let params = XcoreParams::for_buffers(
+        e.send_buffer as usize,
+        e.recv_buffer as usize,
+        pool.data_room() as usize,
+        e.max_connections as usize,
+    );
+    let mut bridges: HashMap<u32, Vec<BridgeLink>> = HashMap::new();
+    let mut endpoints: HashMap<u32, Vec<AppLink>> = HashMap::new();
+    for s in tcp_lcores(cfg) {
+        for &a in &e.app_lcores {
+            let (b, ep) = xcore::link(params.ring_size)
+                .map_err(|err| RuntimeError::Stack(format!("xcore rings: {err}")))?;
+            bridges.entry(s).or_default().push(b);
+            endpoints.entry(a).or_default().push(ep);
+        }
+    }
+    Ok(Some(XcoreWiring {
+        params,
+        pool,
+        bridges: Mutex::new(bridges),
+        endpoints: Mutex::new(endpoints),
+    }))
 }
 
 impl AppShared {
@@ -71,6 +121,7 @@ pub fn prepare(
             env_from_config(cfg, ports, pools).map_err(|e| RuntimeError::Stack(e.to_string()))?,
         ),
     };
+    let xcore = xcore_wiring(cfg, stack.as_ref())?;
     let trace = TraceControl::new();
     if let Some(t) = &cfg.trace {
         let port = t
@@ -105,6 +156,7 @@ pub fn prepare(
             )),
             _ => None,
         },
+        xcore,
     })
 }
 
@@ -180,7 +232,34 @@ pub fn make_stage(
                 },
                 _ => UdpApps::default(),
             };
+            if let Some(x) = &shared.xcore {
+                let links = x.endpoints.lock().map(|mut m| m.remove(&lcore));
+                if let Ok(Some(links)) = links {
+                    // An app lcore: the echo logic over its links to the stack lcores.
+                    let ep = xcore::XcoreEndpoint::new(x.params, x.pool.clone(), links);
+                    return Ok(Box::new(xcore::XcoreStage::new(
+                        ep,
+                        Box::new(xcore::XcoreEcho::default()),
+                    )));
+                }
+            }
             let tcp = match &cfg.app {
+                AppConfig::TcpEcho(e) if shared.xcore.is_some() => {
+                    let x = shared.xcore.as_ref().expect("checked");
+                    let links = x
+                        .bridges
+                        .lock()
+                        .ok()
+                        .and_then(|mut m| m.remove(&lcore))
+                        .unwrap_or_default();
+                    let mut apps = tcp_echo_apps(e);
+                    apps.apps = vec![Box::new(xcore::XcoreBridge::new(
+                        x.params,
+                        x.pool.clone(),
+                        links,
+                    ))];
+                    apps
+                }
                 AppConfig::TcpEcho(e) => tcp_echo_apps(e),
                 AppConfig::Http(h) => {
                     let site = shared
@@ -217,7 +296,14 @@ pub fn make_stage(
 /// needs no per-flow state). With two or more, flows are steered between them by `tcp-handoff`.
 pub fn tcp_lcores(cfg: &Config) -> Vec<u32> {
     match cfg.app {
-        AppConfig::TcpEcho(_) | AppConfig::Http(_) => cfg.lcores.iter().map(|l| l.id).collect(),
+        // App lcores (`app_lcores`) run the application, not the stack.
+        AppConfig::TcpEcho(ref e) => cfg
+            .lcores
+            .iter()
+            .map(|l| l.id)
+            .filter(|id| !e.app_lcores.contains(id))
+            .collect(),
+        AppConfig::Http(_) => cfg.lcores.iter().map(|l| l.id).collect(),
         _ => Vec::new(),
     }
 }

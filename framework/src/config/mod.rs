@@ -679,6 +679,11 @@ pub struct TcpEchoConfig {
     pub max_time_wait: u32,
     /// Pending connections per listener, 1..=65535 (default 128).
     pub backlog: u32,
+    /// Lcores (declared in `[[lcores]]`, polling no queues) that run the application and
+    /// reach the connections through rings; empty (the default): the application runs on
+    /// the stack lcores. `tcp-echo` only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub app_lcores: Vec<u32>,
 }
 
 /// Where an HTTP route's body comes from (`body` or `file` in `[[app.routes]]`).

@@ -1236,10 +1236,12 @@ pub(super) struct RawTcpEcho {
     pub(super) max_connections: Option<u32>,
     pub(super) max_time_wait: Option<At<u32>>,
     pub(super) backlog: Option<u32>,
+    /// `app_lcores` (tcp-echo only; `None` if invalid).
+    pub(super) app_lcores: Option<Vec<At<u32>>>,
 }
 
-/// The keys of the TCP server applications (`tcp-echo`, `http`).
-const TCP_SERVER_KEYS: &[&str] = &[
+/// The keys of `tcp-echo`: the TCP server's and the lcores its echo logic runs on.
+const TCP_ECHO_KEYS: &[&str] = &[
     "ports",
     "address",
     "send_buffer",
@@ -1249,6 +1251,7 @@ const TCP_SERVER_KEYS: &[&str] = &[
     "max_connections",
     "max_time_wait",
     "backlog",
+    "app_lcores",
 ];
 
 /// The keys of `http`: the TCP server's and its own.
@@ -1273,7 +1276,7 @@ const APP_KEYS: &[(&str, &[&str])] = &[
     ("l3fwd", &[]),
     ("udp-echo", &["port", "address"]),
     ("pktgen", pktgen::PKTGEN_KEYS),
-    ("tcp-echo", TCP_SERVER_KEYS),
+    ("tcp-echo", TCP_ECHO_KEYS),
     ("http", HTTP_KEYS),
 ];
 
@@ -1331,7 +1334,11 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         Some("l2fwd") => Some(RawApp::L2fwd(read_l2fwd(d, &mut t))),
         Some("l3fwd") => Some(RawApp::L3fwd),
         Some("pktgen") => Some(RawApp::Pktgen(pktgen::read_pktgen(d, &mut t))),
-        Some("tcp-echo") => Some(RawApp::TcpEcho(read_tcp_echo(d, &mut t, 7))),
+        Some("tcp-echo") => {
+            let mut tcp = read_tcp_echo(d, &mut t, 7);
+            tcp.app_lcores = read_app_lcores(d, &mut t);
+            Some(RawApp::TcpEcho(tcp))
+        }
         Some("http") => {
             let tcp = read_tcp_echo(d, &mut t, 80);
             Some(RawApp::Http(tcp, http::read_http(d, &mut t)))
@@ -1454,6 +1461,33 @@ fn read_tcp_echo(d: &mut Diag, t: &mut Table<'_, '_>, default_port: u16) -> RawT
         max_connections,
         max_time_wait,
         backlog,
+        app_lcores: Some(Vec::new()),
+    }
+}
+
+/// Reads `app_lcores`: ids of lcores that run the application instead of the stack.
+fn read_app_lcores(d: &mut Diag, t: &mut Table<'_, '_>) -> Option<Vec<At<u32>>> {
+    const HINT: &str =
+        "ids of [[lcores]] (0 to 63, with no rx or tx queues) that run the application, like app_lcores = [2]";
+    match t.array(d, "app_lcores", HINT) {
+        Got::Absent => Some(Vec::new()),
+        Got::Bad => None,
+        Got::Ok(a) => {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (i, v) in a.v.iter().enumerate() {
+                let path = format!("{}[{i}]", a.path);
+                match crate::config::reader::int(d, v, &path, 0, 63, HINT) {
+                    Some(n) => out.push(At {
+                        v: n as u32,
+                        path,
+                        span: Some(v.span()),
+                    }),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(out)
+        }
     }
 }
 

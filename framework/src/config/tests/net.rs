@@ -1361,6 +1361,7 @@ fn tcp_echo_fields_are_read_and_checked() {
             max_connections: 4096,
             max_time_wait: 1024,
             backlog: 128,
+            app_lcores: Vec::new(),
         })
     );
     // Every field.
@@ -1408,5 +1409,58 @@ fn tcp_echo_fields_are_read_and_checked() {
     assert_eq!(
         at(&e, "app.port").message,
         "`port` is only valid for app \"udp-echo\""
+    );
+}
+
+#[test]
+fn app_lcores_must_be_declared_queueless_lcores() {
+    let with = |lcores: &str, app: &str| {
+        L3.replace("[app]\nname = \"l3fwd\"\n", "")
+            .replace("[[lcores]]\nid = 1\nrx = [\"p0\", \"p1\"]\n", lcores)
+            + "[app]\n"
+            + app
+            + "\n"
+    };
+    let stack = "[[lcores]]\nid = 1\nrx = [\"p0\", \"p1\"]\n";
+    let c = ok(&with(
+        &format!("{stack}[[lcores]]\nid = 2\n[[lcores]]\nid = 3\n"),
+        "name = \"tcp-echo\"\napp_lcores = [2, 3]",
+    ));
+    let AppConfig::TcpEcho(t) = &c.app else {
+        panic!("{:?}", c.app)
+    };
+    assert_eq!(t.app_lcores, vec![2, 3]);
+    // The app lcores get no tx queues; the printed config round-trips.
+    assert!(c.lcores[1].tx.is_empty() && c.lcores[2].tx.is_empty());
+    let printed = toml::to_string(&c).unwrap();
+    assert!(printed.contains("app_lcores = [2, 3]"), "{printed}");
+    assert_eq!(ok(&printed), c);
+    // Undeclared, listed twice, with queues.
+    let e = errs(&with(
+        &format!("{stack}[[lcores]]\nid = 2\n"),
+        "name = \"tcp-echo\"\napp_lcores = [5, 2, 2]",
+    ));
+    let u = at(&e, "app.app_lcores[0]");
+    assert_eq!(u.message, "lcore 5 is not declared in [[lcores]]");
+    assert!(u.hint.contains("id = 5"), "{}", u.hint);
+    assert_eq!(
+        at(&e, "app.app_lcores[2]").message,
+        "lcore 2 is listed twice (also at app.app_lcores[1])"
+    );
+    let e = errs(&with(stack, "name = \"tcp-echo\"\napp_lcores = [1]"));
+    let q = at(&e, "app.app_lcores[0]");
+    assert!(
+        q.message.contains("gives it rx or tx queues"),
+        "{}",
+        q.message
+    );
+    assert!(q.hint.contains("polls no queues"), "{}", q.hint);
+    let e = errs(&with(stack, "name = \"tcp-echo\"\napp_lcores = [64]"));
+    assert!(at(&e, "app.app_lcores[0]").hint.contains("0 to 63"));
+    // Only tcp-echo runs on app lcores.
+    let e = errs(&with(stack, "name = \"l3fwd\"\napp_lcores = [2]"));
+    assert_eq!(
+        at(&e, "app.app_lcores").message,
+        "`app_lcores` is only valid for app \"tcp-echo\""
     );
 }

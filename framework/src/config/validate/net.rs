@@ -518,6 +518,7 @@ impl Cross {
                 ok = false;
             }
         }
+        let app_lcores = self.check_app_lcores(raw.app_lcores, app);
         let config = (|| {
             Some(TcpEchoConfig {
                 ports: raw.ports?.into_iter().map(|p| p.v).collect(),
@@ -529,6 +530,7 @@ impl Cross {
                 max_connections: raw.max_connections?,
                 max_time_wait: raw.max_time_wait?.v,
                 backlog: raw.backlog?,
+                app_lcores: app_lcores?,
             })
         })()
         .filter(|_| ok)
@@ -537,6 +539,58 @@ impl Cross {
             config,
             tx: self.every_port(app),
         }
+    }
+
+    /// Checks `app_lcores`: declared lcores, each once, polling no queues.
+    fn check_app_lcores(&mut self, raw: Option<Vec<At<u32>>>, app: &str) -> Option<Vec<u32>> {
+        let raw = raw?;
+        let mut ok = true;
+        for (i, a) in raw.iter().enumerate() {
+            if let Some(first) = raw[..i].iter().find(|b| b.v == a.v) {
+                self.d.error(
+                    &a.path,
+                    &a.span,
+                    format!("lcore {} is listed twice (also at {})", a.v, first.path),
+                    "list each app lcore once",
+                );
+                ok = false;
+                continue;
+            }
+            let found = self
+                .lcores
+                .iter()
+                .position(|l| l.id.as_ref().is_some_and(|id| id.v == a.v));
+            let Some(k) = found else {
+                if self.lcores_complete {
+                    self.d.error(
+                        &a.path,
+                        &a.span,
+                        format!("lcore {} is not declared in [[lcores]]", a.v),
+                        format!(
+                            "add a [[lcores]] table with id = {} (and cpu = N to pin it) and no rx or tx queues",
+                            a.v
+                        ),
+                    );
+                }
+                ok = false;
+                continue;
+            };
+            let lc = &self.lcores[k];
+            if !lc.rx.is_empty() || lc.tx.as_ref().is_some_and(|t| !t.is_empty()) {
+                let path = lc.path.clone();
+                self.d.error(
+                    &a.path,
+                    &a.span,
+                    format!(
+                        "lcore {} runs the {app} application (app_lcores), but {path} gives it rx or tx queues",
+                        a.v
+                    ),
+                    "an app lcore polls no queues: remove its `rx` and `tx`, and give the queues to the other (stack) lcores",
+                );
+                ok = false;
+            }
+        }
+        ok.then(|| raw.iter().map(|a| a.v).collect())
     }
 
     pub(super) fn check_udp_echo(
