@@ -116,7 +116,9 @@ impl TcpApp for Client {
         // At most 8 connections open at a time.
         while st.conns.len() < 8 {
             let Some(data) = st.to_open.pop() else { break };
-            let id = ctl.connect("198.18.0.1:7".parse().unwrap()).expect("connect");
+            let id = ctl
+                .connect("198.18.0.1:7".parse().unwrap())
+                .expect("connect");
             st.conns.insert(
                 id,
                 Conn {
@@ -198,7 +200,10 @@ enabled = false
         IdlePolicy::Busy,
     );
     let astage = app::make_stage(&scfg, &sshared, 2).unwrap();
-    assert!(astage.graph_monitor().is_none(), "lcore 2 runs the app, not a graph");
+    assert!(
+        astage.graph_monitor().is_none(),
+        "lcore 2 runs the app, not a graph"
+    );
     let app_lcore = Lcore::new(
         2,
         None,
