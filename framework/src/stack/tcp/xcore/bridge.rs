@@ -144,18 +144,16 @@ impl XcoreBridge {
     /// Sends a control event: straight into the ring unless events already wait.
     fn emit(&mut self, link: usize, ev: ToApp) {
         let l = &mut self.links[link];
-        if l.outbox.is_empty() {
+        let ev = if l.outbox.is_empty() {
             match l.ring.events.enqueue(ev) {
                 Ok(()) => return,
-                Err(ev) => {
-                    self.stats.outboxed.add(1);
-                    l.outbox.push_back(ev);
-                }
+                Err(ev) => ev,
             }
         } else {
-            self.stats.outboxed.add(1);
-            l.outbox.push_back(ev);
-        }
+            ev
+        };
+        self.stats.outboxed.add(1);
+        l.outbox.push_back(ev);
     }
 
     fn mark_retry(&mut self, s: usize) {

@@ -510,3 +510,85 @@ fn abort_close_refused_and_reset_paths() {
     }
     assert_eq!(n.a.connections(), 0);
 }
+
+#[test]
+fn accepted_connections_go_to_the_app_lcores_in_turn() {
+    let pool = pool(1024);
+    let p = params(64, 8192, 16, 8);
+    let mut a = layer(A, 8192, 8);
+    let mut b = layer(B, 8192, 8);
+    let (l1, r1) = link(64).unwrap();
+    let (l2, r2) = link(64).unwrap();
+    let (lb, rb) = link(64).unwrap();
+    let app = a.add_app(Box::new(XcoreBridge::new(p, pool.clone(), vec![l1, l2])));
+    a.listen(SocketAddrV4::new(A, 7), app).unwrap();
+    b.add_app(Box::new(XcoreBridge::new(p, pool.clone(), vec![lb])));
+    let mut apps = [
+        XcoreEndpoint::new(p, pool.clone(), vec![r1]),
+        XcoreEndpoint::new(p, pool.clone(), vec![r2]),
+    ];
+    let mut n = Net {
+        a,
+        b,
+        ea: XcoreEndpoint::new(p, pool.clone(), Vec::new()),
+        eb: XcoreEndpoint::new(p, pool.clone(), vec![rb]),
+        sa: Arc::new(BridgeStats::default()),
+        sb: Arc::new(BridgeStats::default()),
+        now: 1,
+    };
+    for t in 0..4 {
+        n.eb.connect("198.18.0.1:7".parse().unwrap(), t).unwrap();
+    }
+    let mut accepted = [Vec::new(), Vec::new()];
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        n.step();
+        for (i, ep) in apps.iter_mut().enumerate() {
+            for e in events(ep) {
+                if let XEvent::Accepted { sock, .. } = e {
+                    accepted[i].push(sock);
+                }
+            }
+        }
+        for e in events(&mut n.eb) {
+            if let XEvent::Connected { sock, token, .. } = e {
+                clients.push((token, sock));
+            }
+        }
+    }
+    assert_eq!((accepted[0].len(), accepted[1].len()), (2, 2));
+    // Each app lcore answers on its own sockets; every client gets its own answer.
+    for (i, ep) in apps.iter_mut().enumerate() {
+        for s in &accepted[i] {
+            let msg = format!("from app {i} slot {}", s.slot());
+            assert_eq!(ep.write(*s, msg.as_bytes()), msg.len());
+        }
+        ep.flush();
+    }
+    n.step();
+    n.step();
+    let mut answers = Vec::new();
+    while let Some(e) = n.eb.poll_event() {
+        if let XEvent::Readable { sock } = e {
+            let mut buf = [0u8; 64];
+            let k = n.eb.read(sock, &mut buf);
+            answers.push(String::from_utf8(buf[..k].to_vec()).unwrap());
+        }
+    }
+    answers.sort();
+    assert_eq!(answers.len(), 4, "{answers:?}");
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.starts_with("from app 0"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| a.starts_with("from app 1"))
+            .count(),
+        2
+    );
+}
