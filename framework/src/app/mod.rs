@@ -339,3 +339,82 @@ pub fn tcp_echo_apps(e: &crate::config::TcpEchoConfig) -> TcpApps {
         handoff: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::{HugePolicy, MempoolParams};
+    use crate::port::MacAddr;
+
+    #[test]
+    fn app_lcores_get_one_link_per_stack_lcore_and_back() {
+        let cfg = crate::config::parse(
+            r#"
+[memory]
+huge_pages = "off"
+[[memory.pools]]
+name = "pool"
+[[ports]]
+name = "p0"
+driver = "null"
+tx_queues = 2
+ipv4 = ["198.18.0.1/24"]
+[[ports]]
+name = "p1"
+driver = "null"
+tx_queues = 2
+ipv4 = ["198.18.1.1/24"]
+[[lcores]]
+id = 1
+rx = ["p0"]
+[[lcores]]
+id = 2
+[[lcores]]
+id = 3
+rx = ["p1"]
+[[lcores]]
+id = 4
+[app]
+name = "tcp-echo"
+app_lcores = [2, 4]
+[metrics]
+enabled = false
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut p = MempoolParams::new("t", 1024);
+        p.huge = HugePolicy::Off;
+        let pool = Mempool::new(&p).unwrap();
+        let ports: Vec<PortInfo> = (0..2)
+            .map(|i| PortInfo {
+                name: format!("p{i}"),
+                id: i,
+                driver: "null",
+                rx_queues: 1,
+                tx_queues: 2,
+                mac: MacAddr([2, 0, 0, 0, 0, i as u8 + 1]),
+                mtu: 1500,
+            })
+            .collect();
+        let shared = prepare(&cfg, &ports, vec![pool.clone(), pool]).unwrap();
+        {
+            let x = shared.xcore.as_ref().expect("app_lcores set up rings");
+            let b = x.bridges.lock().unwrap();
+            let e = x.endpoints.lock().unwrap();
+            let mut bk: Vec<_> = b.iter().map(|(k, v)| (*k, v.len())).collect();
+            let mut ek: Vec<_> = e.iter().map(|(k, v)| (*k, v.len())).collect();
+            bk.sort();
+            ek.sort();
+            assert_eq!(bk, vec![(1, 2), (3, 2)]);
+            assert_eq!(ek, vec![(2, 2), (4, 2)]);
+        }
+        // Stack lcores run the graph (with the bridge), app lcores the endpoint.
+        for (lcore, graph) in [(1, true), (2, false), (3, true), (4, false)] {
+            let stage = make_stage(&cfg, &shared, lcore).unwrap();
+            assert_eq!(stage.graph_monitor().is_some(), graph, "lcore {lcore}");
+        }
+        let x = shared.xcore.as_ref().unwrap();
+        assert!(x.bridges.lock().unwrap().is_empty());
+        assert!(x.endpoints.lock().unwrap().is_empty());
+    }
+}
