@@ -292,8 +292,9 @@ pub fn make_stage(
 }
 
 /// The lcores that run TCP applications (connections and listeners), in config order: every
-/// lcore of `tcp-echo` and `http`, none otherwise (other stack apps only answer resets, which
-/// needs no per-flow state). With two or more, flows are steered between them by `tcp-handoff`.
+/// lcore of `tcp-echo` (but its `app_lcores`) and `http`, none otherwise (other stack apps
+/// only answer resets, which needs no per-flow state). With two or more, flows are steered
+/// between them by `tcp-handoff`.
 pub fn tcp_lcores(cfg: &Config) -> Vec<u32> {
     match cfg.app {
         // App lcores (`app_lcores`) run the application, not the stack.
