@@ -320,9 +320,13 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
     assert_eq!(echoed, total);
     assert!(payloads.iter().all(|p| s.done.iter().any(|c| c.data == *p)));
     assert_eq!(count(&sgraph, "conn_accepted"), conns as u64);
-    for r in ["bad_checksum", "no_listener", "table_full"] {
+    for r in ["bad_checksum", "no_listener", "table_full", "xcore_rx_lost"] {
         assert_eq!(count(&sgraph, r), 0, "{r}");
     }
+    // The bridge's counters are tcp-input events: every byte crossed it both ways.
+    assert_eq!(count(&sgraph, "xcore_sockets"), conns as u64);
+    assert_eq!(count(&sgraph, "xcore_rx_bytes"), total as u64);
+    assert_eq!(count(&sgraph, "xcore_tx_bytes"), total as u64);
     eprintln!(
         "{conns} connections, {total} bytes echoed through an app lcore thread in {took:?} ({:.0} Mbit/s each way)",
         total as f64 * 8.0 / took.as_secs_f64() / 1e6

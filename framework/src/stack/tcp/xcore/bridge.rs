@@ -351,6 +351,20 @@ impl XcoreBridge {
 }
 
 impl TcpApp for XcoreBridge {
+    fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        let st = &self.stats;
+        out("xcore_sockets", st.sockets.get());
+        out("xcore_accept_refused", st.accept_refused.get());
+        out("xcore_rx_bytes", st.rx_bytes.get());
+        out("xcore_tx_bytes", st.tx_bytes.get());
+        out("xcore_ring_full", st.ring_full.get());
+        out("xcore_no_mbuf", st.no_mbuf.get());
+        out("xcore_outboxed", st.outboxed.get());
+        out("xcore_stale_commands", st.stale_commands.get());
+        out("xcore_write_after_shutdown", st.write_after_shutdown.get());
+        out("xcore_rx_lost", st.rx_lost.get());
+    }
+
     fn on_accept(&mut self, sock: &mut TcpSocket<'_>) {
         let n = self.links.len();
         if n == 0 {
