@@ -448,17 +448,29 @@ impl Pktgen {
         self.dirty = false;
     }
 
-    /// Counts `n` packets of `g` as sent (per stream, round-robin from `sent_rr`).
+    /// Counts `n` packets of `g` as sent: the streams are filled round-robin from `sent_rr`, so
+    /// each gets `n / k` and the `n % k` from `sent_rr` on one more. One add per stream per
+    /// burst, not per packet.
     #[inline]
     fn count_sent(shared: &PktgenShared, g: &mut TxGen, n: usize) {
         let k = g.ids.len();
-        for _ in 0..n {
-            shared.tx_sent[g.ids[g.sent_rr] as usize].add(1);
-            g.sent_rr += 1;
-            if g.sent_rr == k {
-                g.sent_rr = 0;
+        if n == 0 || k == 0 {
+            return;
+        }
+        if k == 1 {
+            shared.tx_sent[g.ids[0] as usize].add(n as u64);
+            return;
+        }
+        let (each, extra) = (n / k, n % k);
+        for (j, &id) in g.ids.iter().enumerate() {
+            // Position of stream j after sent_rr in round-robin order.
+            let pos = (j + k - g.sent_rr) % k;
+            let c = each + usize::from(pos < extra);
+            if c > 0 {
+                shared.tx_sent[id as usize].add(c as u64);
             }
         }
+        g.sent_rr = (g.sent_rr + n) % k;
     }
 
     /// One turn of one tx queue.
@@ -534,13 +546,21 @@ impl Pktgen {
                 seq,
                 fill_rr,
             } => {
-                let k = streams.len();
-                for m in g.pending.iter_mut() {
-                    ok &= streams[*fill_rr].fill(m, seq[*fill_rr], now);
-                    seq[*fill_rr] += 1;
-                    *fill_rr += 1;
-                    if *fill_rr == k {
-                        *fill_rr = 0;
+                if let ([stream], [s]) = (&mut streams[..], &mut seq[..]) {
+                    // One stream: no round-robin bookkeeping per packet.
+                    for m in g.pending.iter_mut() {
+                        ok &= stream.fill(m, *s, now);
+                        *s += 1;
+                    }
+                } else {
+                    let k = streams.len();
+                    for m in g.pending.iter_mut() {
+                        ok &= streams[*fill_rr].fill(m, seq[*fill_rr], now);
+                        seq[*fill_rr] += 1;
+                        *fill_rr += 1;
+                        if *fill_rr == k {
+                            *fill_rr = 0;
+                        }
                     }
                 }
             }

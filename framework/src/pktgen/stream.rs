@@ -483,6 +483,9 @@ pub struct Stream {
     rng: WyRand,
     seed: u64,
     lens: FrameLen,
+    /// Every frame is the template itself: no field varies (fixed addresses, ports and size,
+    /// no signature, not ICMP whose echo sequence number changes), so a fill is one copy.
+    constant: bool,
 }
 
 impl fmt::Debug for Stream {
@@ -770,7 +773,15 @@ impl Stream {
         let l4_base = checksum::sum(&l4_hdr_bytes[..l4_hdr]) + pseudo_proto;
 
         let seed = seed_for(id);
+        let all_fixed = [&spec.src_ip, &spec.dst_ip]
+            .iter()
+            .all(|r| matches!(r, FieldRange::Fixed(_)))
+            && matches!(src_port, FieldRange::Fixed(_))
+            && matches!(dst_port, FieldRange::Fixed(_))
+            && matches!(size, SizeGen::Fixed(_));
+        let constant = all_fixed && !spec.signature && kind != Kind::Icmp;
         Ok(Stream {
+            constant,
             src_ip: FieldGen::new(&spec.src_ip),
             dst_ip: FieldGen::new(&spec.dst_ip),
             src_port: FieldGen::new(&src_port),
@@ -801,8 +812,17 @@ impl Stream {
     /// stream has one); `seq`'s low 16 bits are also the ICMP echo sequence number. Fields
     /// with a range advance once per successful call. No allocation, no checksum pass over
     /// the frame.
-    #[inline]
+    #[inline(always)]
     pub fn fill(&mut self, m: &mut Mbuf, seq: u64, tx_tsc: u64) -> bool {
+        if self.constant {
+            // Nothing varies: no generator state to advance or restore.
+            let t = &self.template;
+            if m.is_shared() || !m.set_len(t.len()) {
+                return false;
+            }
+            copy_frame(m.data_mut(), t);
+            return true;
+        }
         let (rng, cursor) = (self.rng, self.size.cursor());
         let len = self.size.next(&mut self.rng);
         if m.is_shared() || !m.set_len(len) {
@@ -838,7 +858,11 @@ impl Stream {
     #[inline(always)]
     fn stamp(&mut self, frame: &mut [u8], seq: u64, tx_tsc: u64) {
         let len = frame.len();
-        frame.copy_from_slice(&self.template[..len]);
+        copy_frame(frame, &self.template[..len]);
+        if self.constant {
+            // The template was built with the only values of every field and its checksums.
+            return;
+        }
 
         let src = self.src_ip.next(&mut self.rng);
         let dst = self.dst_ip.next(&mut self.rng);
@@ -907,6 +931,12 @@ impl Stream {
         self.lens
     }
 
+    /// True when every frame of the stream is the same (no field varies, no signature, not
+    /// ICMP echo): [`fill`](Stream::fill) then only copies the template.
+    pub fn is_constant(&self) -> bool {
+        self.constant
+    }
+
     /// The template: the largest frame (without FCS) with the first value of every field and
     /// valid checksums (signature bytes zero).
     pub fn template(&self) -> &[u8] {
@@ -970,6 +1000,26 @@ fn imix_table(entries: &[(u16, u32)], rng: &mut WyRand) -> Box<[u16]> {
         table.swap(i, j);
     }
     table.into_boxed_slice()
+}
+
+/// `dst.copy_from_slice(src)` for frame-sized copies: up to 128 bytes as two overlapping
+/// fixed-size moves (a few vector loads and stores inline instead of a `memcpy` call), longer
+/// ones through `copy_from_slice`. Panics if the lengths differ, like `copy_from_slice`.
+#[inline(always)]
+fn copy_frame(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    assert_eq!(dst.len(), n, "copy_frame: length mismatch");
+    #[inline(always)]
+    fn two<const W: usize>(dst: &mut [u8], src: &[u8], n: usize) {
+        dst[..W].copy_from_slice(&src[..W]);
+        dst[n - W..].copy_from_slice(&src[n - W..]);
+    }
+    match n {
+        16..=32 => two::<16>(dst, src, n),
+        33..=64 => two::<32>(dst, src, n),
+        65..=128 => two::<64>(dst, src, n),
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 /// Folds a sum to 16 bits with end-around carries.

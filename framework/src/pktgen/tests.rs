@@ -268,6 +268,71 @@ fn every_variant_parses_with_valid_checksums() {
     assert_eq!(checked, 3 * 2 * 2 * 6 * 60);
 }
 
+/// A range that holds one value but is not `Fixed`: it goes through the per-packet stamping.
+fn one_value<T: Copy>(v: T) -> FieldRange<T>
+where
+    T: From<u8>,
+{
+    FieldRange::Seq {
+        start: v,
+        end: v,
+        step: T::from(1),
+    }
+}
+
+#[test]
+fn constant_streams_copy_the_template_and_match_the_stamped_frames() {
+    let pool = pool(2048);
+    let fixed_l4 = [
+        udp(FieldRange::Fixed(1024), FieldRange::Fixed(9)),
+        L4::TcpSyn {
+            src_port: FieldRange::Fixed(40000),
+            dst_port: FieldRange::Fixed(80),
+        },
+        L4::IcmpEcho,
+    ];
+    let mut compared = 0;
+    for l4 in fixed_l4 {
+        for vlan in [None, Some(7)] {
+            let min = min_frame_size(vlan.is_some(), &l4, false);
+            let max = max_frame_size(1500, vlan.is_some()) as u16;
+            for size in [min, min + 1, 97, 133, 300, max] {
+                let mut sp = spec(l4.clone(), vlan, SizeSpec::Fixed(size));
+                sp.signature = false;
+                sp.src_ip = FieldRange::Fixed(BASE + 9);
+                sp.dst_ip = FieldRange::Fixed(DST + 3);
+                let mut fast = Stream::new(sp.clone(), 1500).unwrap();
+                // ICMP echo carries the sequence number: never constant.
+                assert_eq!(fast.is_constant(), !matches!(l4, L4::IcmpEcho), "{sp:?}");
+                // The same values as one-value ranges take the stamping path.
+                let mut slow_sp = sp.clone();
+                slow_sp.src_ip = one_value(BASE + 9);
+                slow_sp.dst_ip = one_value(DST + 3);
+                if let L4::Udp { src_port, dst_port } | L4::TcpSyn { src_port, dst_port } =
+                    &mut slow_sp.l4
+                {
+                    *src_port = one_value(src_port.bounds().0);
+                    *dst_port = one_value(dst_port.bounds().0);
+                }
+                slow_sp.size = SizeSpec::Range(one_value(size));
+                let mut slow = Stream::new(slow_sp, 1500).unwrap();
+                assert!(!slow.is_constant());
+                for seq in 0..4u64 {
+                    let f = fill_one(&mut fast, &pool, seq, 0);
+                    check_frame(&f, &sp, seq, 0);
+                    assert_eq!(f.len() + FCS_LEN, size as usize);
+                    assert_eq!(f, fill_one(&mut slow, &pool, seq, 0), "{sp:?} seq {seq}");
+                    let mut buf = vec![0u8; 2000];
+                    let n = fast.write_frame(&mut buf, seq, 0).unwrap();
+                    assert_eq!(&buf[..n], &f[..]);
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(compared, 3 * 2 * 6 * 4);
+}
+
 #[test]
 fn template_is_a_valid_frame() {
     for l4 in l4_variants() {
