@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use ferroplane::config::{self, AppConfig, Config, PktgenConfig};
+use ferroplane::config::{self, AppConfig, Config, PktgenConfig, Rfc2544Config};
 use ferroplane::pktgen::rfc2544::{self, Rfc2544Params, TrialOutcome};
 use ferroplane::pktgen::{LatencySummary, Rate, RxStats, StreamRx, FCS_LEN};
 use ferroplane::runtime::Runtime;
@@ -81,21 +81,23 @@ pub struct PktgenArgs {
     #[arg(long, default_value = "200ms")]
     pub drain: String,
     /// Run an RFC 2544 throughput search instead of one run: comma-separated frame sizes,
-    /// like "64,128,512,1518".
+    /// like "64,128,512,1518" (a config's `[app.rfc2544]` also starts one).
     #[arg(long, value_name = "SIZES")]
     pub rfc2544: Option<String>,
-    /// RFC 2544: highest rate tried, in pps.
-    #[arg(long, default_value_t = 1e6)]
-    pub rfc2544_max_pps: f64,
-    /// RFC 2544: trial duration.
-    #[arg(long, default_value = "1s")]
-    pub rfc2544_trial: String,
-    /// RFC 2544: stop when the search interval is below this fraction of the max rate.
-    #[arg(long, default_value_t = 0.01)]
-    pub rfc2544_resolution: f64,
-    /// RFC 2544: accepted loss ratio (0 = zero loss).
-    #[arg(long, default_value_t = 0.0)]
-    pub rfc2544_loss: f64,
+    /// RFC 2544: highest rate tried, in pps [default: `[app.rfc2544] max_pps`, else 1000000].
+    #[arg(long)]
+    pub rfc2544_max_pps: Option<f64>,
+    /// RFC 2544: trial duration [default: `[app.rfc2544] trial`, else 1s].
+    #[arg(long)]
+    pub rfc2544_trial: Option<String>,
+    /// RFC 2544: stop when the search interval is below this fraction of the max rate
+    /// [default: `[app.rfc2544] resolution`, else 0.01].
+    #[arg(long)]
+    pub rfc2544_resolution: Option<f64>,
+    /// RFC 2544: accepted loss ratio, 0 = zero loss [default: `[app.rfc2544] loss_ratio`,
+    /// else 0].
+    #[arg(long)]
+    pub rfc2544_loss: Option<f64>,
 }
 
 fn dur(s: &str, what: &str) -> Result<Duration, String> {
@@ -663,8 +665,13 @@ pub fn summary(r: &RunResult) -> String {
 pub fn main(a: &PktgenArgs) -> Result<(), String> {
     let cfg = load(a)?;
     let drain = dur(&a.drain, "drain")?;
-    if let Some(sizes) = &a.rfc2544 {
-        return rfc(a, &cfg, sizes, drain);
+    let from_file = match &cfg.app {
+        AppConfig::Pktgen(p) => p.rfc2544.clone(),
+        _ => None,
+    };
+    if a.rfc2544.is_some() || from_file.is_some() {
+        let (sizes, params) = rfc2544_params(a, from_file.as_ref())?;
+        return rfc(a, &cfg, &sizes, &params, drain);
     }
     let r = run_once(&cfg, !a.quiet, drain)?;
     print!("{}", summary(&r));
@@ -675,28 +682,59 @@ pub fn main(a: &PktgenArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn rfc(a: &PktgenArgs, cfg: &Config, sizes: &str, drain: Duration) -> Result<(), String> {
-    let mut list = Vec::new();
-    for s in sizes.split(',') {
-        list.push(s.trim().parse::<u16>().map_err(|_| {
-            format!("--rfc2544: invalid frame size \"{s}\"; give sizes like 64,128,1518")
-        })?);
-    }
+/// The RFC 2544 sizes and parameters: each flag given overrides the config's
+/// `[app.rfc2544]`, which overrides the defaults.
+pub fn rfc2544_params(
+    a: &PktgenArgs,
+    file: Option<&Rfc2544Config>,
+) -> Result<(Vec<u16>, Rfc2544Params), String> {
+    let sizes = match &a.rfc2544 {
+        Some(list) => {
+            let mut out = Vec::new();
+            for s in list.split(',') {
+                out.push(s.trim().parse::<u16>().map_err(|_| {
+                    format!("--rfc2544: invalid frame size \"{s}\"; give sizes like 64,128,1518")
+                })?);
+            }
+            out
+        }
+        None => file.map_or_else(
+            || Rfc2544Config::DEFAULT_SIZES.to_vec(),
+            |f| f.sizes.clone(),
+        ),
+    };
     let params = Rfc2544Params {
-        max_pps: a.rfc2544_max_pps,
-        trial: dur(&a.rfc2544_trial, "rfc2544-trial")?,
-        resolution: a.rfc2544_resolution,
-        loss_ratio: a.rfc2544_loss,
-        max_trials: 30,
+        max_pps: a.rfc2544_max_pps.unwrap_or(file.map_or(1e6, |f| f.max_pps)),
+        trial: match &a.rfc2544_trial {
+            Some(t) => dur(t, "rfc2544-trial")?,
+            None => file.map_or(Duration::from_secs(1), |f| f.trial),
+        },
+        resolution: a
+            .rfc2544_resolution
+            .unwrap_or(file.map_or(0.01, |f| f.resolution)),
+        loss_ratio: a.rfc2544_loss.unwrap_or(file.map_or(0.0, |f| f.loss_ratio)),
+        max_trials: file.map_or(30, |f| f.max_trials),
     };
     params.check()?;
+    Ok((sizes, params))
+}
+
+fn rfc(
+    a: &PktgenArgs,
+    cfg: &Config,
+    list: &[u16],
+    params: &Rfc2544Params,
+    drain: Duration,
+) -> Result<(), String> {
+    let params = params.clone();
     let mut results = Vec::new();
-    for &size in &list {
+    for &size in list {
         let mut trial_cfg = cfg.clone();
         let AppConfig::Pktgen(p) = &mut trial_cfg.app else {
             unreachable!("load() checked the app")
         };
         p.latency = true;
+        p.rfc2544 = None;
         p.catch_up = Duration::ZERO;
         p.count = None;
         p.duration = Some(params.trial);

@@ -349,6 +349,73 @@ fn rfc2544_converges_below_the_rate_limit() {
     }
 }
 
+#[test]
+fn rfc2544_settings_come_from_the_config_and_flags_override_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = impaired_ring(
+        dir.path(),
+        "max_pps = 5000",
+        "rate = \"max\"\nrfc2544 = { sizes = [64, 128], max_pps = 10000, trial = \"2s\", \
+         resolution = 0.04, max_trials = 20 }",
+    );
+    let out = dir.path().join("t.json");
+    // No --rfc2544: the table alone starts the search; the trial comes from the flag.
+    let o = run(
+        &[
+            "pktgen",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--rfc2544-trial",
+            "300ms",
+            "--drain",
+            "50ms",
+            "--quiet",
+            "--json",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v = json(&out);
+    let r = &v["rfc2544"];
+    assert_eq!(r["max_pps"], 10000.0, "{v:#}");
+    assert_eq!(r["trial_s"], 0.3, "{v:#}");
+    assert_eq!(r["resolution"], 0.04, "{v:#}");
+    let results = r["results"].as_array().unwrap();
+    let sizes: Vec<u64> = results
+        .iter()
+        .map(|x| x["frame_size"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sizes, vec![64, 128]);
+    for x in results {
+        let pps = x["throughput_pps"].as_f64().unwrap();
+        assert!(x["converged"].as_bool().unwrap(), "{x:#}");
+        // Bucket limit 5 000 pps (+ 64 frames per trial); resolution 400 pps; a stall of the
+        // loaded machine may cost a step.
+        assert!((4_000.0..=5_300.0).contains(&pps), "{pps}: {x:#}");
+        assert!(x["trials"].as_array().unwrap().len() <= 20);
+    }
+    // A bad value in the table is a config error naming the key.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("resolution = 0.04", "resolution = 2"),
+    )
+    .unwrap();
+    let o = run(
+        &["pktgen", "--config", bad.to_str().unwrap(), "--quiet"],
+        Duration::from_secs(20),
+    );
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("app.rfc2544.resolution") && err.contains("(0, 1)"),
+        "{err}"
+    );
+}
+
 fn pcap_frames(path: &Path) -> Vec<Vec<u8>> {
     let f = std::fs::File::open(path).unwrap();
     let mut r = pcap_file::pcap::PcapReader::new(f).unwrap();

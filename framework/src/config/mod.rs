@@ -643,6 +643,36 @@ pub struct PktgenConfig {
     /// Replay a pcap file instead of streams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replay: Option<ReplayConfig>,
+    /// `[app.rfc2544]`: `ferroplane pktgen` runs an RFC 2544 throughput search with these
+    /// settings instead of one run (`None`: one run, unless `--rfc2544` is given).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rfc2544: Option<Rfc2544Config>,
+}
+
+/// Settings of an RFC 2544 throughput search (`[app.rfc2544]` of pktgen); the CLI's
+/// `--rfc2544*` flags override them one by one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rfc2544Config {
+    /// Frame sizes searched one after the other, FCS included (default RFC 2544's Ethernet
+    /// sizes 64, 128, 256, 512, 1024, 1280, 1518); each must fit every stream and port MTU.
+    pub sizes: Vec<u16>,
+    /// Highest rate tried (the first trial), packets per second > 0 (default 1000000).
+    pub max_pps: f64,
+    /// Duration of each trial (default 1s).
+    #[serde(serialize_with = "ser::duration")]
+    pub trial: Duration,
+    /// Stop when the search interval is below this fraction of `max_pps`, in (0, 1)
+    /// (default 0.01).
+    pub resolution: f64,
+    /// Accepted loss ratio of a trial, in [0, 1) (default 0: zero loss).
+    pub loss_ratio: f64,
+    /// Most trials per frame size, 1..=1000 (default 30).
+    pub max_trials: u32,
+}
+
+impl Rfc2544Config {
+    /// RFC 2544's frame sizes for Ethernet (section 9.1).
+    pub const DEFAULT_SIZES: [u16; 7] = [64, 128, 256, 512, 1024, 1280, 1518];
 }
 
 /// Congestion control of TCP connections (`congestion` in TCP apps).

@@ -1509,3 +1509,91 @@ fn pktgen_config_round_trips_and_reports_bad_fields() {
         .message
         .contains("only valid for app \"l2fwd\""));
 }
+
+#[test]
+fn pktgen_rfc2544_table_is_read_validated_and_round_trips() {
+    let with = |base: &str, table: &str| {
+        base.replace("[metrics]", &format!("[app.rfc2544]\n{table}\n[metrics]"))
+    };
+    let rfc = |c: &Config| match &c.app {
+        AppConfig::Pktgen(p) => p.rfc2544.clone(),
+        other => panic!("not pktgen: {other:?}"),
+    };
+    let ring = sample("pktgen-ring.toml");
+    let null = sample("pktgen-null.toml");
+    // Absent: no search.
+    assert_eq!(rfc(&ok(&ring)), None);
+    // Every key.
+    let c = ok(&with(
+        &ring,
+        "sizes = [128, 512, 1518]\nmax_pps = 2.5e6\ntrial = \"500ms\"\nresolution = 0.05\n\
+         loss_ratio = 0.001\nmax_trials = 12",
+    ));
+    let r = rfc(&c).expect("rfc2544 read");
+    assert_eq!(r.sizes, vec![128, 512, 1518]);
+    assert_eq!(r.max_pps, 2.5e6);
+    assert_eq!(r.trial, Duration::from_millis(500));
+    assert_eq!(
+        (r.resolution, r.loss_ratio, r.max_trials),
+        (0.05, 0.001, 12)
+    );
+    let printed = toml::to_string(&c).unwrap();
+    assert_eq!(ok(&printed), c, "{printed}");
+    // Defaults; an integer max_pps is a number too.
+    let r = rfc(&ok(&with(&null, "max_pps = 300000"))).unwrap();
+    assert_eq!(r.sizes, Rfc2544Config::DEFAULT_SIZES.to_vec());
+    assert_eq!(r.max_pps, 300000.0);
+    assert_eq!(r.trial, Duration::from_secs(1));
+    assert_eq!((r.resolution, r.loss_ratio, r.max_trials), (0.01, 0.0, 30));
+
+    // Bad values, each reported at its key with the valid values.
+    let e = errs(&with(&ring, "sizes = []"));
+    assert!(at(&e, "app.rfc2544.sizes").message.contains("empty"));
+    let e = errs(&with(&ring, "sizes = [128, 32, 128]"));
+    assert!(at(&e, "app.rfc2544.sizes[1]").hint.contains("64 to 65535"));
+    assert!(at(&e, "app.rfc2544.sizes[2]")
+        .message
+        .contains("listed twice"));
+    let e = errs(&with(
+        &ring,
+        "sizes = [128]\nresolution = 1.5\nloss_ratio = \"none\"\nmax_pps = 0\nmax_trials = 0",
+    ));
+    let res = at(&e, "app.rfc2544.resolution");
+    assert!(res.message.contains("out of range") && res.message.contains("(0, 1)"));
+    assert!(at(&e, "app.rfc2544.loss_ratio")
+        .message
+        .contains("expected a number"));
+    assert!(at(&e, "app.rfc2544.max_pps").hint.contains("> 0"));
+    assert!(at(&e, "app.rfc2544.max_trials").hint.contains("1 to 1000"));
+    let e = errs(&with(&ring, "sizes = [128]\ntrials = 3"));
+    let unknown = at(&e, "app.rfc2544.trials");
+    assert!(
+        unknown.hint.contains("did you mean `trial`?") && unknown.hint.contains("`max_trials`"),
+        "{unknown:?}"
+    );
+    let e = errs(&with(&ring, "sizes = [128]\ntrial = \"soon\""));
+    assert!(at(&e, "app.rfc2544.trial").hint.contains("\"5s\""));
+    // Sizes the streams cannot send: the VLAN TCP stream with its signature needs 80 bytes,
+    // and 2000 exceeds the ring's MTU.
+    let e = errs(&with(&ring, "sizes = [128, 64, 2000]"));
+    let small = at(&e, "app.rfc2544.sizes[1]");
+    assert!(
+        small.message.contains("RFC 2544 frame size 64") && small.message.contains("minimum of 80"),
+        "{small:?}"
+    );
+    assert!(at(&e, "app.rfc2544.sizes[2]")
+        .message
+        .contains("exceeds the maximum"));
+    // Defaulted sizes are checked too, reported at the table.
+    let e = errs(&with(&ring, "max_pps = 1000"));
+    assert!(at(&e, "app.rfc2544.sizes")
+        .message
+        .contains("frame size 64"));
+    // Not with a replay.
+    let replay = null.split("[[app.streams]]").next().unwrap().to_string()
+        + "replay = { file = \"in.pcap\" }\n[app.rfc2544]\nsizes = [64]\n";
+    let e = errs(&replay);
+    assert!(e
+        .iter()
+        .any(|e| e.path == "app.rfc2544" && e.message.contains("not a replayed pcap file")));
+}

@@ -783,6 +783,55 @@ impl Cross {
         }
     }
 
+    /// Every RFC 2544 frame size must suit every stream (the trials stamp the signature) and
+    /// the ports' MTU; a replay cannot be searched. True if all is well.
+    fn check_rfc2544_sizes(
+        &mut self,
+        cfg: &super::PktgenConfig,
+        rc: &super::Rfc2544Config,
+        raw: &super::sections::pktgen::RawPktgen,
+        mtu: Option<u16>,
+    ) -> bool {
+        let Some(table_at) = raw.rfc_sizes_at.first() else {
+            return true;
+        };
+        if cfg.replay.is_some() {
+            self.d.error(
+                table_at.path.replace(".sizes", "").replace("[0]", ""),
+                &table_at.span,
+                "an RFC 2544 search sends streams, not a replayed pcap file",
+                "remove [app.rfc2544], or replace `replay` with [[app.streams]]",
+            );
+            return false;
+        }
+        let Some(mtu) = mtu else {
+            return true;
+        };
+        let mut ok = true;
+        for (i, &size) in rc.sizes.iter().enumerate() {
+            let at = raw.rfc_sizes_at.get(i).unwrap_or(table_at);
+            for s in &cfg.streams {
+                let mut s = s.clone();
+                s.size = crate::pktgen::SizeSpec::Fixed(size);
+                let spec = crate::app::pktgen::stream_spec(&s, 0, [0; 6], true);
+                if let Err(e) = crate::pktgen::Stream::new(spec, mtu) {
+                    self.d.error(
+                        &at.path,
+                        &at.span,
+                        format!("RFC 2544 frame size {size}: {}", e.problem),
+                        format!(
+                            "every size must fit every stream with its signature and the ports' \
+                             MTU ({mtu}); drop or change this size"
+                        ),
+                    );
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        ok
+    }
+
     fn check_pktgen(&mut self, raw: super::sections::pktgen::RawPktgen, env: &Env) -> App {
         let mut ok = true;
         // Something to send on.
@@ -844,6 +893,9 @@ impl Cross {
                         ok = false;
                     }
                 }
+            }
+            if let Some(rc) = &cfg.rfc2544 {
+                ok &= self.check_rfc2544_sizes(cfg, rc, &raw, mtu);
             }
             if let (Some(r), Some(at)) = (&cfg.replay, &raw.replay_at) {
                 let path = env.resolve(&r.file);

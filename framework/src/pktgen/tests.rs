@@ -269,10 +269,7 @@ fn every_variant_parses_with_valid_checksums() {
 }
 
 /// A range that holds one value but is not `Fixed`: it goes through the per-packet stamping.
-fn one_value<T: Copy>(v: T) -> FieldRange<T>
-where
-    T: From<u8>,
-{
+fn one_value<T: Copy + From<u8>>(v: T) -> FieldRange<T> {
     FieldRange::Seq {
         start: v,
         end: v,

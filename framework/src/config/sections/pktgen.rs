@@ -6,7 +6,9 @@ use toml::de::DeValue;
 
 use super::{mac, read_duration, table_array};
 use crate::config::reader::{describe, int, string, At, Diag, Got, Table, Val};
-use crate::config::{PktgenConfig, PktgenProto, PktgenStreamConfig, ReplayConfig, ReplayTiming};
+use crate::config::{
+    PktgenConfig, PktgenProto, PktgenStreamConfig, ReplayConfig, ReplayTiming, Rfc2544Config,
+};
 use crate::pktgen::parse::{self, IP_FORMS, PORT_FORMS, PROTOCOLS, RATE_FORMS, SIZE_FORMS};
 use crate::pktgen::{FieldRange, Payload, Rate, SizeSpec};
 
@@ -21,6 +23,17 @@ pub(in crate::config) const PKTGEN_KEYS: &[&str] = &[
     "catch_up",
     "streams",
     "replay",
+    "rfc2544",
+];
+
+/// The keys of `[app.rfc2544]`.
+const RFC2544_KEYS: &[&str] = &[
+    "sizes",
+    "max_pps",
+    "trial",
+    "resolution",
+    "loss_ratio",
+    "max_trials",
 ];
 
 /// `[app]` of pktgen as read, with the locations the cross-checks report at.
@@ -34,6 +47,8 @@ pub(in crate::config) struct RawPktgen {
     pub(in crate::config) replay_at: Option<At<()>>,
     /// Location of the `[app]` table.
     pub(in crate::config) app_at: At<()>,
+    /// Location of each `rfc2544.sizes` entry (or of the table when defaulted).
+    pub(in crate::config) rfc_sizes_at: Vec<At<()>>,
 }
 
 fn got<T>(x: Got<T>) -> Option<Option<T>> {
@@ -171,6 +186,12 @@ pub(in crate::config) fn read_pktgen(d: &mut Diag, t: &mut Table<'_, '_>) -> Raw
         }
     };
 
+    let mut rfc_sizes_at = Vec::new();
+    let rfc2544 = match t.raw("rfc2544") {
+        None => Some(None),
+        Some((v, path)) => read_rfc2544(d, v, path, &mut rfc_sizes_at).map(Some),
+    };
+
     let config = (|| {
         let l1 = l1?.v;
         let mut rate = rate?.v;
@@ -201,6 +222,7 @@ pub(in crate::config) fn read_pktgen(d: &mut Diag, t: &mut Table<'_, '_>) -> Raw
             catch_up: catch_up?.v,
             streams,
             replay,
+            rfc2544: rfc2544?,
         })
     })();
     RawPktgen {
@@ -208,7 +230,188 @@ pub(in crate::config) fn read_pktgen(d: &mut Diag, t: &mut Table<'_, '_>) -> Raw
         size_at,
         replay_at,
         app_at,
+        rfc_sizes_at,
     }
+}
+
+/// Reads a number (integer or float) in `lo..=hi` (`lo_open`: `lo` itself excluded,
+/// `hi_open`: `hi` excluded).
+fn number(
+    d: &mut Diag,
+    v: &Val<'_>,
+    path: &str,
+    (lo, lo_open): (f64, bool),
+    (hi, hi_open): (f64, bool),
+    hint: &str,
+) -> Option<f64> {
+    let x = match v.get_ref() {
+        DeValue::Integer(i) => i128::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+        other => {
+            d.error(
+                path,
+                &Some(v.span()),
+                format!("expected a number, got {}", describe(other)),
+                hint,
+            );
+            return None;
+        }
+    };
+    let ok = |x: f64| {
+        x.is_finite()
+            && if lo_open { x > lo } else { x >= lo }
+            && if hi_open { x < hi } else { x <= hi }
+    };
+    match x {
+        Some(x) if ok(x) => Some(x),
+        _ => {
+            d.error(
+                path,
+                &Some(v.span()),
+                format!(
+                    "{} is out of range: must be in {}{lo}, {hi}{}",
+                    describe(v.get_ref()),
+                    if lo_open { "(" } else { "[" },
+                    if hi_open { ")" } else { "]" }
+                ),
+                hint,
+            );
+            None
+        }
+    }
+}
+
+/// Reads `[app.rfc2544]`; `None` if anything in it is invalid (each problem reported).
+fn read_rfc2544(
+    d: &mut Diag,
+    v: &Val<'_>,
+    path: String,
+    sizes_at: &mut Vec<At<()>>,
+) -> Option<Rfc2544Config> {
+    let hint = "write [app.rfc2544] with sizes = [64, 1518], max_pps, trial, resolution, \
+                loss_ratio, max_trials (every key has a default)";
+    let mut r = Table::of(d, v, path, hint)?;
+    const SIZES_HINT: &str =
+        "frame sizes with FCS, like sizes = [64, 128, 512, 1518] (64 to 65535, each once)";
+    let sizes = match r.array(d, "sizes", SIZES_HINT) {
+        Got::Absent => {
+            sizes_at.push(r.dflt("sizes", ()));
+            Some(Rfc2544Config::DEFAULT_SIZES.to_vec())
+        }
+        Got::Bad => None,
+        Got::Ok(list) => {
+            let mut out = Some(Vec::new());
+            let mut seen = Vec::new();
+            if list.v.is_empty() {
+                d.error(
+                    &list.path,
+                    &list.span,
+                    "the list of frame sizes is empty",
+                    SIZES_HINT,
+                );
+                out = None;
+            }
+            for (i, item) in list.v.iter().enumerate() {
+                let p = format!("{}[{i}]", list.path);
+                sizes_at.push(At {
+                    v: (),
+                    path: p.clone(),
+                    span: Some(item.span()),
+                });
+                match int(d, item, &p, 64, 65535, SIZES_HINT).map(|n| n as u16) {
+                    Some(n) => {
+                        if seen.contains(&n) {
+                            d.error(
+                                &p,
+                                &Some(item.span()),
+                                format!("frame size {n} is listed twice"),
+                                SIZES_HINT,
+                            );
+                            out = None;
+                        } else if let Some(o) = &mut out {
+                            o.push(n);
+                        }
+                        seen.push(n);
+                    }
+                    None => out = None,
+                }
+            }
+            out
+        }
+    };
+    let max_pps = r
+        .with(d, "max_pps", |d, v, p| {
+            number(
+                d,
+                v,
+                p,
+                (0.0, true),
+                (1e12, false),
+                "the highest rate tried, packets per second > 0, like 1000000 or 14.88e6",
+            )
+        })
+        .or(r.dflt("max_pps", 1e6));
+    let trial = r
+        .with(d, "trial", read_duration)
+        .and_then(|t| {
+            if t.v.is_zero() {
+                d.error(
+                    &t.path,
+                    &t.span,
+                    "a trial of 0 s sends nothing",
+                    "give the duration of each trial, like \"1s\" or \"60s\" (RFC 2544)",
+                );
+                None
+            } else {
+                Some(t)
+            }
+        })
+        .or(r.dflt("trial", std::time::Duration::from_secs(1)));
+    let resolution = r
+        .with(d, "resolution", |d, v, p| {
+            number(
+                d,
+                v,
+                p,
+                (0.0, true),
+                (1.0, true),
+                "stop when the search interval is below this fraction of max_pps, like 0.01",
+            )
+        })
+        .or(r.dflt("resolution", 0.01));
+    let loss_ratio = r
+        .with(d, "loss_ratio", |d, v, p| {
+            number(
+                d,
+                v,
+                p,
+                (0.0, false),
+                (1.0, true),
+                "the accepted loss ratio of a trial, 0 (zero loss) up to below 1, like 0.001",
+            )
+        })
+        .or(r.dflt("loss_ratio", 0.0));
+    let max_trials = r
+        .int(
+            d,
+            "max_trials",
+            1u32,
+            1000,
+            "most trials per frame size, 1 to 1000",
+        )
+        .or(r.dflt("max_trials", 30));
+    r.mark(RFC2544_KEYS);
+    r.finish(d);
+    Some(Rfc2544Config {
+        sizes: sizes?,
+        max_pps: max_pps?.v,
+        trial: trial?.v,
+        resolution: resolution?.v,
+        loss_ratio: loss_ratio?.v,
+        max_trials: max_trials?.v,
+    })
 }
 
 /// The stream used when `[app]` lists none: 64-byte UDP from 198.18.0.1 to 198.19.0.1.
