@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use ferroplane::app::pktgen::ImpairTotals;
 use ferroplane::config::{self, AppConfig, Config, PktgenConfig, Rfc2544Config};
 use ferroplane::pktgen::rfc2544::{self, Rfc2544Params, TrialOutcome};
 use ferroplane::pktgen::{LatencySummary, Rate, RxStats, StreamRx, FCS_LEN};
@@ -307,6 +308,8 @@ pub struct RunResult {
     pub stream_port: Vec<(String, u16)>,
     /// The app config.
     pub app: PktgenConfig,
+    /// Per port id: what its `impair` wrapper did (`None`: not impaired).
+    pub impair: Vec<Option<ImpairTotals>>,
 }
 
 impl RunResult {
@@ -399,6 +402,9 @@ pub fn run_once(cfg: &Config, live: bool, drain: Duration) -> Result<RunResult, 
     let rx_ports = (0..fin.ports.len() as u16)
         .map(|p| shared.rx_of_port(p))
         .collect();
+    let impair = (0..fin.ports.len() as u16)
+        .map(|p| shared.impair_of_port(p))
+        .collect();
     let mut stream_port = Vec::new();
     for q in &shared.tx_queues {
         for _ in 0..shared.streams_per_queue {
@@ -414,6 +420,7 @@ pub fn run_once(cfg: &Config, live: bool, drain: Duration) -> Result<RunResult, 
         rx_ports,
         stream_port,
         app: app.clone(),
+        impair,
     })
 }
 
@@ -463,12 +470,16 @@ fn live_screen(
             now.uptime_secs, "port", "tx pps", "tx bit/s", "rx pps", "rx bit/s", "drops", "lat p99"
         );
     }
+    let mut impair_lines = Vec::new();
     for ((info, s), (_, ps)) in now.ports.iter().zip(&prev.ports) {
         let tx = s.opackets - ps.opackets;
         let rx = s.ipackets - ps.ipackets;
         let txb = frame_bits(s.obytes - ps.obytes, tx) / dt;
         let rxb = frame_bits(s.ibytes - ps.ibytes, rx) / dt;
         let drops = port_drops(s) - port_drops(ps);
+        if let Some(t) = shared.impair_of_port(info.id) {
+            impair_lines.push(impair_line(&info.name, &t));
+        }
         let p99 = shared
             .rx_of_port(info.id)
             .and_then(|r| merged_latency(&r))
@@ -500,6 +511,13 @@ fn live_screen(
             );
         }
     }
+    for l in impair_lines {
+        if tty {
+            let _ = writeln!(out, "{l}");
+        } else {
+            let _ = writeln!(out, "[{:6.1}s] {l}", now.uptime_secs);
+        }
+    }
     out
 }
 
@@ -517,6 +535,24 @@ fn latency_json(l: Option<LatencySummary>) -> Value {
 fn rx_rate(s: &StreamRx, hz: u64) -> Option<f64> {
     let (a, b) = (s.first_rx_tsc?, s.last_rx_tsc?);
     (b > a && s.packets > 1).then(|| (s.packets - 1) as f64 * hz as f64 / (b - a) as f64)
+}
+
+fn impair_json(t: Option<ImpairTotals>) -> Value {
+    match t {
+        None => Value::Null,
+        Some(t) => json!({
+            "offered": t.offered, "dropped": t.dropped, "rate_dropped": t.rate_dropped,
+            "duplicated": t.duplicated, "reordered": t.reordered, "refused": t.refused,
+        }),
+    }
+}
+
+/// One line of what a port's impairment did.
+fn impair_line(name: &str, t: &ImpairTotals) -> String {
+    format!(
+        "impair {name}: offered {}, dropped {}, rate-dropped {}, duplicated {}, reordered {}, refused {}",
+        t.offered, t.dropped, t.rate_dropped, t.duplicated, t.reordered, t.refused
+    )
 }
 
 /// Every figure of a run as JSON.
@@ -540,6 +576,7 @@ pub fn result_json(r: &RunResult) -> Value {
                 "rx_nombuf": s.rx_nombuf,
                 "latency": r.rx_ports.get(info.id as usize).cloned().flatten()
                     .and_then(|x| merged_latency(&x)).map_or(Value::Null, |l| latency_json(Some(l))),
+                "impair": impair_json(r.impair.get(info.id as usize).copied().flatten()),
             })
         })
         .collect();
@@ -611,6 +648,11 @@ pub fn summary(r: &RunResult) -> String {
             si(s.ipackets as f64 / secs),
             port_drops(s)
         );
+    }
+    for (info, _) in &r.fin.ports {
+        if let Some(t) = r.impair.get(info.id as usize).copied().flatten() {
+            let _ = writeln!(out, "{}", impair_line(&info.name, &t));
+        }
     }
     let (tx, rx, lost, dup, reo) = r.totals();
     let _ = writeln!(

@@ -274,6 +274,25 @@ fn loss_duplicates_and_reordering_are_counted_exactly() {
     assert_eq!(s["reordered"], 60, "{v:#}");
     assert_eq!(s["rx"], 5000 - 51 + 56, "{v:#}");
     assert_eq!(v["ports"][1]["rx_packets"], 5000 - 51 + 56);
+    // The wrapper's own counters agree, in the JSON and in the summary; r1 is not impaired.
+    assert_eq!(
+        v["ports"][0]["impair"],
+        serde_json::json!({
+            "offered": 5000, "dropped": 51, "rate_dropped": 0, "duplicated": 56,
+            "reordered": 60, "refused": 0,
+        }),
+        "{v:#}"
+    );
+    assert!(v["ports"][1]["impair"].is_null(), "{v:#}");
+    let stdout = text(&o.stdout);
+    assert!(
+        stdout.contains(
+            "impair r0: offered 5000, dropped 51, rate-dropped 0, duplicated 56, reordered 60, \
+             refused 0"
+        ),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("impair r1"), "{stdout}");
 }
 
 #[test]

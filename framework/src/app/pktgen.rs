@@ -26,6 +26,7 @@ use crate::mem::Mempool;
 use crate::pktgen::{
     Analyzer, AnalyzerConfig, LimitTracker, Limits, Pacer, Rate, RxStats, Stream, StreamSpec, L4,
 };
+use crate::port::impair::ImpairCounters;
 use crate::port::{MacAddr, PortInfo};
 use crate::runtime::tsc::{rdtsc, tsc_hz};
 use crate::runtime::{DropReason, LcoreIo, RuntimeError, Stage};
@@ -127,6 +128,36 @@ pub struct PktgenShared {
     rx: Mutex<Vec<RxSlot>>,
     /// Replay frames, loaded once.
     replay: Option<Arc<Vec<PcapFrame>>>,
+    /// Counters of the impaired tx queues (`impair` on a port), registered at build time.
+    impair: Mutex<Vec<ImpairSlot>>,
+}
+
+/// The counters of one impaired tx queue.
+#[derive(Debug, Clone)]
+pub struct ImpairSlot {
+    /// Port id.
+    pub port: u16,
+    /// Queue index on the port.
+    pub queue: u16,
+    /// What the impairment did so far.
+    pub counters: Arc<ImpairCounters>,
+}
+
+/// What the impairments of one port (its queues summed) did, read at one instant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImpairTotals {
+    /// Frames offered to the impaired queues.
+    pub offered: u64,
+    /// Dropped by `drop_every`.
+    pub dropped: u64,
+    /// Dropped by the `max_pps` rate limit.
+    pub rate_dropped: u64,
+    /// Extra copies sent by `dup_every`.
+    pub duplicated: u64,
+    /// Held back behind the next frame by `swap_every` (reordered).
+    pub reordered: u64,
+    /// Refused by the wrapped queue or not copied for lack of an mbuf.
+    pub refused: u64,
 }
 
 impl PktgenShared {
@@ -162,6 +193,43 @@ impl PktgenShared {
                     let _ = o.merge(&s.stats);
                 }
             }
+        }
+        out
+    }
+
+    /// Registers the counters of an impaired tx queue (done by the runtime when it builds it).
+    pub fn add_impair(&self, port: u16, queue: u16, counters: Arc<ImpairCounters>) {
+        self.impair
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(ImpairSlot {
+                port,
+                queue,
+                counters,
+            });
+    }
+
+    /// Every impaired tx queue, in build order.
+    pub fn impair_slots(&self) -> Vec<ImpairSlot> {
+        self.impair
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The impairment counters of port `port`, its queues summed; `None` if it has none.
+    pub fn impair_of_port(&self, port: u16) -> Option<ImpairTotals> {
+        let slots = self.impair.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Option<ImpairTotals> = None;
+        for s in slots.iter().filter(|s| s.port == port) {
+            let t = out.get_or_insert_with(ImpairTotals::default);
+            let c = &s.counters;
+            t.offered += c.offered.get();
+            t.dropped += c.dropped.get();
+            t.rate_dropped += c.rate_dropped.get();
+            t.duplicated += c.duplicated.get();
+            t.reordered += c.swapped.get();
+            t.refused += c.refused.get();
         }
         out
     }
@@ -218,6 +286,7 @@ pub(crate) fn prepare(
         tx_queues,
         rx: Mutex::new(Vec::new()),
         replay,
+        impair: Mutex::new(Vec::new()),
     })))
 }
 

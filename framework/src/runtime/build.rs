@@ -215,7 +215,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
             let pid = ids[q.port.as_str()];
             let mut queue = ports[pid as usize].take_tx_queue(q.queue)?;
             if let Some(imp) = &cfg.ports[pid as usize].impair {
-                queue = Box::new(crate::port::impair::ImpairTx::new(
+                let wrapped = crate::port::impair::ImpairTx::new(
                     queue,
                     crate::port::impair::Impairment {
                         drop_every: imp.drop_every,
@@ -224,7 +224,11 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                         max_pps: imp.max_pps.map(|r| r as f64),
                     },
                     pools[&cfg.ports[pid as usize].pool].clone(),
-                ));
+                );
+                if let Some(pg) = shared.pktgen() {
+                    pg.add_impair(pid, q.queue, wrapped.counters());
+                }
+                queue = Box::new(wrapped);
             }
             tx[pid as usize] = Some(queue);
         }
