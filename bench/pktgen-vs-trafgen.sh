@@ -7,7 +7,7 @@
 #
 #   ns fpg-a: generator on fpga0 --veth-- fpgb0 in ns fpg-b (counts and drops)
 #
-# Usage: bench/pktgen-vs-trafgen.sh [ROUNDS=3] [SECONDS=5]
+# Usage: [BURST=32] bench/pktgen-vs-trafgen.sh [ROUNDS=3] [SECONDS=5]
 # Needs root; installs netsniff-ng if trafgen is missing. Addresses are from 198.18.0.0/15 only,
 # and everything is removed on exit (also on error or Ctrl-C).
 set -euo pipefail
@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${1:-3}
 SECS=${2:-5}
 CPU=${CPU:-1}
+BURST=${BURST:-32} # pktgen's tx burst (packets per turn and per tx ring kick)
 WARM=2
 OUT=bench/out
 mkdir -p "$OUT"
@@ -82,7 +83,7 @@ run_trafgen() {
 
 run_pktgen() {
     ip netns exec $A taskset -c "$CPU" "$FP" pktgen --port af_xdp:fpga0 --rate max --size 64 \
-        --dst-mac "$DMAC" --no-latency --quiet --duration "$((WARM + SECS + 1))s" \
+        --burst "$BURST" --dst-mac "$DMAC" --no-latency --quiet --duration "$((WARM + SECS + 1))s" \
         --json "$OUT/pktgen-veth.json" >"$OUT/pktgen-veth.log" 2>&1 &
     local gen=$!
     window
