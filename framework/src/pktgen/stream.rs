@@ -438,6 +438,22 @@ impl SizeGen {
     }
 }
 
+/// Which stamped fields change from packet to packet, and the checksum terms of the fixed
+/// ones (whose bytes the template already holds).
+#[derive(Debug, Clone, Copy)]
+struct Vary {
+    /// Source or destination address.
+    ips: bool,
+    /// Source or destination port (UDP, TCP).
+    ports: bool,
+    /// Frame size (IPv4 total length, UDP length).
+    size: bool,
+    /// Both addresses' 16-bit words summed, when they are fixed.
+    addr_sum: u32,
+    /// Both ports summed, when they are fixed.
+    port_sum: u32,
+}
+
 /// Which L4 stamping to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -483,6 +499,8 @@ pub struct Stream {
     rng: WyRand,
     seed: u64,
     lens: FrameLen,
+    /// Which stamped fields vary, and the checksum terms of those that do not.
+    vary: Vary,
     /// Every frame is the template itself: no field varies (fixed addresses, ports and size,
     /// no signature, not ICMP whose echo sequence number changes), so a fill is one copy.
     constant: bool,
@@ -780,7 +798,21 @@ impl Stream {
             && matches!(dst_port, FieldRange::Fixed(_))
             && matches!(size, SizeGen::Fixed(_));
         let constant = all_fixed && !spec.signature && kind != Kind::Icmp;
+        let fixed = |r: &Range32| matches!(r, FieldRange::Fixed(_));
+        let (a0, b0) = (u32::from(src0), u32::from(dst0));
+        let vary = Vary {
+            ips: !(fixed(&spec.src_ip) && fixed(&spec.dst_ip)),
+            ports: !(matches!(src_port, FieldRange::Fixed(_))
+                && matches!(dst_port, FieldRange::Fixed(_))),
+            size: !matches!(size, SizeGen::Fixed(_)),
+            addr_sum: (a0 >> 16) + (a0 & 0xffff) + (b0 >> 16) + (b0 & 0xffff),
+            port_sum: match kind {
+                Kind::Icmp => 0,
+                _ => sport0 as u32 + dport0 as u32,
+            },
+        };
         Ok(Stream {
+            vary,
             constant,
             src_ip: FieldGen::new(&spec.src_ip),
             dst_ip: FieldGen::new(&spec.dst_ip),
@@ -864,19 +896,28 @@ impl Stream {
             return;
         }
 
-        let src = self.src_ip.next(&mut self.rng);
-        let dst = self.dst_ip.next(&mut self.rng);
+        // Only the fields that vary are written: the template already holds the fixed ones.
         let ip_total = (len - self.l2_len) as u32;
-        let addr_sum = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff);
-        let ip = &mut frame[self.ip_off..self.l4_off];
-        put16(ip, 2, ip_total as u16);
-        ip[12..16].copy_from_slice(&src.to_be_bytes());
-        ip[16..20].copy_from_slice(&dst.to_be_bytes());
+        let ip: &mut [u8; 20] = (&mut frame[self.ip_off..self.l4_off])
+            .try_into()
+            .expect("the IPv4 header is 20 bytes");
+        let addr_sum = if self.vary.ips {
+            let src = self.src_ip.next(&mut self.rng);
+            let dst = self.dst_ip.next(&mut self.rng);
+            ip[12..16].copy_from_slice(&src.to_be_bytes());
+            ip[16..20].copy_from_slice(&dst.to_be_bytes());
+            (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff)
+        } else {
+            self.vary.addr_sum
+        };
+        if self.vary.size {
+            put16(ip, 2, ip_total as u16);
+        }
         put16(ip, 10, checksum::finish(self.ip_base + ip_total + addr_sum));
 
         let l4_len = ip_total - 20;
         let pay_len = len - self.pay_off;
-        let mut sum = self.l4_base + self.pay_sum[pay_len] as u32;
+        let mut sum = self.l4_base + self.pay_sum[pay_len] as u32 + addr_sum;
         if self.spec.signature {
             let sig = Signature {
                 stream: self.spec.id,
@@ -887,27 +928,34 @@ impl Stream {
             sum += sig.word_sum();
         }
         let l4 = &mut frame[self.l4_off..self.pay_off];
+        let port_sum = if self.vary.ports {
+            let sp = self.src_port.next(&mut self.rng);
+            let dp = self.dst_port.next(&mut self.rng);
+            put16(l4, 0, sp as u16);
+            put16(l4, 2, dp as u16);
+            sp + dp
+        } else {
+            self.vary.port_sum
+        };
         match self.kind {
             Kind::Udp => {
-                let sp = self.src_port.next(&mut self.rng);
-                let dp = self.dst_port.next(&mut self.rng);
-                put16(l4, 0, sp as u16);
-                put16(l4, 2, dp as u16);
-                put16(l4, 4, l4_len as u16);
+                let l4: &mut [u8; 8] = l4.try_into().expect("the UDP header is 8 bytes");
+                if self.vary.size {
+                    put16(l4, 4, l4_len as u16);
+                }
                 // Pseudo header (addresses, length) + header (ports, length).
-                sum += addr_sum + 2 * l4_len + sp + dp;
+                sum += 2 * l4_len + port_sum;
                 let c = checksum::finish(sum);
                 put16(l4, 6, if c == 0 { 0xffff } else { c });
             }
             Kind::Tcp => {
-                let sp = self.src_port.next(&mut self.rng);
-                let dp = self.dst_port.next(&mut self.rng);
-                put16(l4, 0, sp as u16);
-                put16(l4, 2, dp as u16);
-                sum += addr_sum + l4_len + sp + dp;
+                sum += l4_len + port_sum;
                 put16(l4, 16, checksum::finish(sum));
             }
             Kind::Icmp => {
+                // No pseudo header: take the addresses back out.
+                sum -= addr_sum;
+                let l4: &mut [u8; 8] = l4.try_into().expect("the ICMP header is 8 bytes");
                 let es = seq as u16;
                 put16(l4, 6, es);
                 sum += es as u32;

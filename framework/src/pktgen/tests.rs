@@ -331,6 +331,69 @@ fn constant_streams_copy_the_template_and_match_the_stamped_frames() {
 }
 
 #[test]
+fn any_mix_of_fixed_and_varying_fields_stamps_valid_frames() {
+    // Fixed fields are not rewritten per packet: every combination must still give the
+    // right values and checksums.
+    let pool = pool(2048);
+    let mut checked = 0;
+    for l4_kind in 0..3 {
+        for mask in 0u8..16 {
+            let (vary_ips, vary_ports, vary_size, signature) =
+                (mask & 1 != 0, mask & 2 != 0, mask & 4 != 0, mask & 8 != 0);
+            let port = |vary: bool, base: u16| {
+                if vary {
+                    FieldRange::Seq {
+                        start: base,
+                        end: base + 7,
+                        step: 3,
+                    }
+                } else {
+                    FieldRange::Fixed(base)
+                }
+            };
+            let l4 = match l4_kind {
+                0 => udp(port(vary_ports, 1000), port(vary_ports, 53)),
+                1 => L4::TcpSyn {
+                    src_port: port(vary_ports, 40000),
+                    dst_port: port(vary_ports, 80),
+                },
+                _ => L4::IcmpEcho,
+            };
+            let min = min_frame_size(false, &l4, signature);
+            let size = if vary_size {
+                SizeSpec::Range(FieldRange::Random {
+                    start: min,
+                    end: min + 61,
+                })
+            } else {
+                SizeSpec::Fixed(min + 3)
+            };
+            let mut sp = spec(l4, None, size);
+            sp.signature = signature;
+            if !vary_ips {
+                sp.src_ip = FieldRange::Fixed(BASE + 77);
+                sp.dst_ip = FieldRange::Fixed(DST + 5);
+            }
+            let mut s = Stream::new(sp.clone(), 1500).unwrap();
+            let mut seen = BTreeSet::new();
+            for seq in 0..24u64 {
+                let tsc = 0x0abc_0000 + seq * 31;
+                let f = fill_one(&mut s, &pool, seq, tsc);
+                check_frame(&f, &sp, seq, tsc);
+                seen.insert(f);
+                checked += 1;
+            }
+            // Frames differ exactly when something varies.
+            let varies =
+                vary_ips || (vary_ports && l4_kind != 2) || vary_size || signature || l4_kind == 2;
+            assert_eq!(seen.len() > 1, varies, "{sp:?}");
+            assert_eq!(s.is_constant(), !varies, "{sp:?}");
+        }
+    }
+    assert_eq!(checked, 3 * 16 * 24);
+}
+
+#[test]
 fn template_is_a_valid_frame() {
     for l4 in l4_variants() {
         let s = Stream::new(spec(l4, Some(5), SizeSpec::Fixed(300)), 1500).unwrap();
