@@ -913,7 +913,7 @@ impl Stream {
         if self.vary.size {
             put16(ip, 2, ip_total as u16);
         }
-        put16(ip, 10, checksum::finish(self.ip_base + ip_total + addr_sum));
+        put16(ip, 10, finish32(self.ip_base + ip_total + addr_sum));
 
         let l4_len = ip_total - 20;
         let pay_len = len - self.pay_off;
@@ -945,12 +945,12 @@ impl Stream {
                 }
                 // Pseudo header (addresses, length) + header (ports, length).
                 sum += 2 * l4_len + port_sum;
-                let c = checksum::finish(sum);
+                let c = finish32(sum);
                 put16(l4, 6, if c == 0 { 0xffff } else { c });
             }
             Kind::Tcp => {
                 sum += l4_len + port_sum;
-                put16(l4, 16, checksum::finish(sum));
+                put16(l4, 16, finish32(sum));
             }
             Kind::Icmp => {
                 // No pseudo header: take the addresses back out.
@@ -959,7 +959,7 @@ impl Stream {
                 let es = seq as u16;
                 put16(l4, 6, es);
                 sum += es as u32;
-                put16(l4, 2, checksum::finish(sum));
+                put16(l4, 2, finish32(sum));
             }
         }
     }
@@ -1070,6 +1070,15 @@ fn copy_frame(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// `checksum::finish` for a 32-bit sum: two end-around folds are enough (the first leaves at
+/// most 0x1fffe, the second at most 0xffff), then the complement.
+#[inline(always)]
+fn finish32(sum: u32) -> u16 {
+    let x = (sum & 0xffff) + (sum >> 16);
+    let x = (x & 0xffff) + (x >> 16);
+    !(x as u16)
+}
+
 /// Folds a sum to 16 bits with end-around carries.
 fn fold(mut x: u64) -> u16 {
     while x > 0xffff {
@@ -1081,4 +1090,23 @@ fn fold(mut x: u64) -> u16 {
 #[inline(always)]
 fn put16(b: &mut [u8], at: usize, v: u16) {
     b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn finish32_equals_the_wire_finish(x in any::<u32>()) {
+            prop_assert_eq!(super::finish32(x), super::checksum::finish(x));
+        }
+    }
+
+    #[test]
+    fn finish32_edges() {
+        for x in [0, 0xffff, 0x1_0000, 0x1_fffe, 0xffff_ffff, 0xfffe_0001] {
+            assert_eq!(super::finish32(x), super::checksum::finish(x), "{x:#x}");
+        }
+    }
 }
