@@ -73,6 +73,16 @@ impl SendBuffer {
         }
     }
 
+    /// This buffer emptied for a new connection when it has capacity `cap`, else a new one.
+    pub(crate) fn reuse(mut self, cap: usize) -> Self {
+        if self.ring.cap() != cap.max(1) {
+            return SendBuffer::new(cap);
+        }
+        self.ring.head = 0;
+        self.ring.len = 0;
+        self
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.ring.len
     }
@@ -141,6 +151,21 @@ impl RecvBuffer {
             ooo_bytes: 0,
             stamp: 0,
         }
+    }
+
+    /// This buffer emptied for a new connection when it has the same limits, else a new one
+    /// (the ring keeps its old bytes: they are never read before being written again).
+    pub(crate) fn reuse(mut self, cap: usize, max_ranges: usize, max_ooo_bytes: usize) -> Self {
+        if self.ring.cap() != cap.max(1) || self.max_ranges != max_ranges {
+            return RecvBuffer::new(cap, max_ranges, max_ooo_bytes);
+        }
+        self.ring.head = 0;
+        self.ring.len = 0;
+        self.ranges.clear();
+        self.max_ooo_bytes = max_ooo_bytes;
+        self.ooo_bytes = 0;
+        self.stamp = 0;
+        self
     }
 
     pub(crate) fn cap(&self) -> usize {

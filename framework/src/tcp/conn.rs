@@ -306,16 +306,50 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// The heap parts of a finished connection (send and receive rings, SACK scoreboard), kept
+/// so the next connection is built without allocating: [`Connection::into_spare`] takes them,
+/// the `*_with` constructors reuse them when the sizes match the config.
+#[derive(Debug)]
+pub struct Spare {
+    sbuf: SendBuffer,
+    rbuf: RecvBuffer,
+    sb: Scoreboard,
+}
+
 impl Connection {
+    /// Ends this connection object and keeps its buffers for the next one.
+    pub fn into_spare(self) -> Spare {
+        Spare {
+            sbuf: self.sbuf,
+            rbuf: self.rbuf,
+            sb: self.sb,
+        }
+    }
+
     fn new_inner(
         cfg: &TcpConfig,
         isn: &IsnGenerator,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         now: u64,
+        spare: Option<Spare>,
     ) -> Self {
         let iss = isn.isn(local, remote, now);
         let mss = (cfg.mss as u32).min(DEFAULT_MSS as u32);
+        let sb_ranges = if cfg.sack { SCOREBOARD_RANGES } else { 1 };
+        let (sbuf, rbuf, sb) = match spare {
+            Some(s) => (
+                s.sbuf.reuse(cfg.send_buffer),
+                s.rbuf
+                    .reuse(cfg.recv_buffer, cfg.max_ooo_ranges, cfg.max_ooo_bytes),
+                s.sb.reuse(sb_ranges),
+            ),
+            None => (
+                SendBuffer::new(cfg.send_buffer),
+                RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges, cfg.max_ooo_bytes),
+                Scoreboard::new(sb_ranges),
+            ),
+        };
         Connection {
             cfg: *cfg,
             local,
@@ -331,13 +365,13 @@ impl Connection {
             snd_wl1: Seq(0),
             snd_wl2: iss,
             snd_sml: iss,
-            sbuf: SendBuffer::new(cfg.send_buffer),
+            sbuf,
             sbuf_seq: iss + 1,
             fin_queued: false,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
-            rbuf: RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges, cfg.max_ooo_bytes),
+            rbuf,
             ooo_fin: None,
             fin_received: false,
             app_closed: false,
@@ -359,7 +393,7 @@ impl Connection {
             cc: Congestion::new(cfg.congestion, mss, cfg.initial_window_segments * mss),
             in_recovery: false,
             recover: iss,
-            sb: Scoreboard::new(if cfg.sack { SCOREBOARD_RANGES } else { 1 }),
+            sb,
             high_rxt: iss,
             rescued: false,
             recovery_cwnd: 0,
@@ -400,7 +434,19 @@ impl Connection {
         remote: SocketAddrV4,
         now: u64,
     ) -> Self {
-        let mut c = Self::new_inner(cfg, isn, local, remote, now);
+        Self::connect_with(cfg, isn, local, remote, now, None)
+    }
+
+    /// [`connect`](Self::connect) reusing the buffers of a finished connection.
+    pub fn connect_with(
+        cfg: &TcpConfig,
+        isn: &IsnGenerator,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        now: u64,
+        spare: Option<Spare>,
+    ) -> Self {
+        let mut c = Self::new_inner(cfg, isn, local, remote, now, spare);
         c.state = State::SynSent;
         c
     }
@@ -416,10 +462,24 @@ impl Connection {
         syn: &TcpSegment<'_>,
         now: u64,
     ) -> Option<Self> {
+        Self::accept_syn_with(cfg, isn, local, remote, syn, now, &mut None)
+    }
+
+    /// [`accept_syn`](Self::accept_syn) reusing the buffers in `spare` (taken only when the
+    /// segment is a SYN).
+    pub fn accept_syn_with(
+        cfg: &TcpConfig,
+        isn: &IsnGenerator,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        syn: &TcpSegment<'_>,
+        now: u64,
+        spare: &mut Option<Spare>,
+    ) -> Option<Self> {
         if !syn.has(TcpFlags::SYN) || syn.has(TcpFlags::ACK) || syn.has(TcpFlags::RST) {
             return None;
         }
-        let mut c = Self::new_inner(cfg, isn, local, remote, now);
+        let mut c = Self::new_inner(cfg, isn, local, remote, now, spare.take());
         c.state = State::SynReceived;
         c.passive = true;
         c.irs = syn.seq;
@@ -450,6 +510,7 @@ impl Connection {
         irs: Seq,
         opts: TcpOptions,
         now: u64,
+        spare: &mut Option<Spare>,
     ) -> Option<Self> {
         let syn = TcpSegment {
             header: TcpHeader {
@@ -463,7 +524,7 @@ impl Connection {
             },
             payload: &[],
         };
-        let mut c = Self::accept_syn(cfg, isn, local, remote, &syn, now)?;
+        let mut c = Self::accept_syn_with(cfg, isn, local, remote, &syn, now, spare)?;
         c.iss = iss;
         c.snd_una = iss;
         c.snd_nxt = iss + 1;

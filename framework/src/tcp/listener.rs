@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::config::{BacklogFullPolicy, TcpConfig};
-use super::conn::{Connection, State, DEFAULT_MSS};
+use super::conn::{Connection, Spare, State, DEFAULT_MSS};
 use super::cookie::{self, COOKIE_PERIOD};
 use super::isn::IsnGenerator;
 use super::segment::{reset_for, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
@@ -58,6 +58,8 @@ pub struct Listener {
     local: SocketAddrV4,
     backlog: usize,
     pending: Vec<Connection>,
+    /// Buffers of ended connections, for the next SYNs (at most `backlog`).
+    spares: Vec<Spare>,
     replies: Vec<(Ipv4Addr, Ipv4Addr, TcpHeader)>,
     /// When the last cookie was sent: cookie ACKs are checked only for two periods after.
     last_cookie_at: Option<u64>,
@@ -74,6 +76,7 @@ impl Listener {
             local,
             backlog,
             pending: Vec::with_capacity(backlog),
+            spares: Vec::with_capacity(backlog),
             replies: Vec::with_capacity(REPLY_QUEUE),
             last_cookie_at: None,
             stats: ListenerStats::default(),
@@ -98,6 +101,27 @@ impl Listener {
     /// The backlog bound.
     pub fn backlog(&self) -> usize {
         self.backlog
+    }
+
+    /// Spare buffers held for the next SYNs.
+    pub fn spares_len(&self) -> usize {
+        self.spares.len()
+    }
+
+    /// Keeps `spare` for a future SYN; gives it back when `backlog` spares are held already.
+    pub fn add_spare(&mut self, spare: Spare) -> Option<Spare> {
+        if self.spares.len() >= self.backlog {
+            return Some(spare);
+        }
+        self.spares.push(spare);
+        None
+    }
+
+    /// Keeps the buffers of a connection that ended while pending.
+    fn recycle(&mut self, c: Connection) {
+        if self.spares.len() < self.backlog {
+            self.spares.push(c.into_spare());
+        }
     }
 
     /// Handles a segment from `src` to `dst` for the listening port.
@@ -136,9 +160,15 @@ impl Listener {
             return;
         }
         let local = SocketAddrV4::new(dst, self.local.port());
-        if let Some(c) = Connection::accept_syn(&self.cfg, &self.isn, local, remote, seg, now) {
+        let mut spare = self.spares.pop();
+        let c =
+            Connection::accept_syn_with(&self.cfg, &self.isn, local, remote, seg, now, &mut spare);
+        if let Some(c) = c {
             self.stats.syns_accepted += 1;
             self.pending.push(c);
+        }
+        if let Some(s) = spare {
+            self.spares.push(s);
         }
     }
 
@@ -234,13 +264,19 @@ impl Listener {
                 tsecr: 0,
             });
         }
-        let Some(mut c) =
-            Connection::from_cookie(&self.cfg, &self.isn, local, remote, iss, irs, opts, now)
-        else {
+        let mut spare = self.spares.pop();
+        let c = Connection::from_cookie(
+            &self.cfg, &self.isn, local, remote, iss, irs, opts, now, &mut spare,
+        );
+        if let Some(s) = spare {
+            self.spares.push(s);
+        }
+        let Some(mut c) = c else {
             return false;
         };
         c.on_segment(seg, now);
         if !c.state().is_synchronized() {
+            self.recycle(c);
             return false;
         }
         if self.pending.len() >= self.backlog {
@@ -253,7 +289,8 @@ impl Listener {
                 .position(|p| p.state() == State::SynReceived)
             {
                 Some(i) => {
-                    self.pending.remove(i);
+                    let old = self.pending.remove(i);
+                    self.recycle(old);
                     self.stats.pending_evicted += 1;
                 }
                 None => {
@@ -282,9 +319,16 @@ impl Listener {
     }
 
     fn reap(&mut self) {
-        let before = self.pending.len();
-        self.pending.retain(|c| c.state() != State::Closed);
-        self.stats.pending_failed += (before - self.pending.len()) as u64;
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].state() == State::Closed {
+                let c = self.pending.remove(i);
+                self.recycle(c);
+                self.stats.pending_failed += 1;
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Takes the oldest connection whose handshake completed, if any. Its events

@@ -103,7 +103,7 @@ pub use cc::{
     Congestion, CongestionAlgorithm, CongestionControl, Cubic, NewReno, CUBIC_BETA, CUBIC_C,
 };
 pub use config::{BacklogFullPolicy, Keepalive, TcpConfig, MS, SEC};
-pub use conn::{Connection, ConnectionStats, Event, State, DEFAULT_MSS};
+pub use conn::{Connection, ConnectionStats, Event, Spare, State, DEFAULT_MSS};
 pub use cookie::{COOKIE_PERIOD, MSS_TABLE};
 pub use isn::{siphash24, IsnGenerator};
 pub use listener::{Listener, ListenerStats};

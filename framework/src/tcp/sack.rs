@@ -58,6 +58,15 @@ impl Scoreboard {
         }
     }
 
+    /// This scoreboard emptied for a new connection when it holds `cap` ranges, else a new one.
+    pub(crate) fn reuse(mut self, cap: usize) -> Self {
+        if self.cap != cap.max(1) {
+            return Scoreboard::new(cap);
+        }
+        self.ranges.clear();
+        self
+    }
+
     /// Forgets everything (after a retransmission timeout, RFC 6675 §5.1).
     pub(crate) fn clear(&mut self) {
         self.ranges.clear();

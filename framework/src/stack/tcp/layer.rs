@@ -11,7 +11,8 @@ use std::sync::Arc;
 use super::table::{FlowIndex, FlowKey};
 use super::wheel::TimerWheel;
 use crate::tcp::{
-    reset_for, Connection, Event, IsnGenerator, Listener, State, TcpConfig, TcpSegment, Transmit,
+    reset_for, Connection, Event, IsnGenerator, Listener, Spare, State, TcpConfig, TcpSegment,
+    Transmit,
 };
 use crate::wire::TcpFlags;
 
@@ -289,6 +290,8 @@ struct Core {
     conns: Vec<Option<Connection>>,
     metas: Vec<SlotMeta>,
     free: Vec<u32>,
+    /// Buffers of ended connections, reused by the next ones (at most one per slot).
+    spares: Vec<Spare>,
     index: FlowIndex,
     wheel: TimerWheel,
     fired: Vec<u32>,
@@ -347,6 +350,7 @@ impl TcpLayer {
                 conns: (0..cap).map(|_| None).collect(),
                 metas: (0..cap).map(|_| SlotMeta::default()).collect(),
                 free: (0..cap as u32).rev().collect(),
+                spares: Vec::with_capacity(cap),
                 index: FlowIndex::new(cap, seed),
                 wheel: TimerWheel::new(cap, WHEEL_BUCKETS, TICK_SHIFT, now),
                 fired: Vec::with_capacity(cap),
@@ -402,6 +406,11 @@ impl TcpLayer {
         for app in &self.apps {
             app.counters(out);
         }
+    }
+
+    /// Buffer sets of ended connections waiting to be reused (not counting the listeners').
+    pub fn spare_buffers(&self) -> usize {
+        self.core.spares.len()
     }
 
     /// Connections in the table (every state).
@@ -533,6 +542,14 @@ impl TcpLayer {
         {
             let l = &mut c.listeners[li];
             l.port_hint = rx_port;
+            if seg.has(TcpFlags::SYN) && l.listener.spares_len() == 0 {
+                if let Some(spare) = c.spares.pop() {
+                    // Full listeners give it back; it then waits in the layer's list.
+                    if let Some(back) = l.listener.add_spare(spare) {
+                        c.spares.push(back);
+                    }
+                }
+            }
             l.listener.on_segment(src, dst, seg, now);
         }
         accept_all(c, &mut self.apps, li, now, sink);
@@ -662,9 +679,13 @@ impl Core {
         self.metas[s].in_time_wait = false;
         self.metas[s].attached = false;
         self.metas[s].gen = self.metas[s].gen.wrapping_add(1);
-        // The engine's buffers are freed here: connections are created with their rings,
-        // the slot (index entry, timer links, bookkeeping) is what is recycled.
-        self.conns[s] = None;
+        // The slot (index entry, timer links, bookkeeping) and the engine's buffers are both
+        // recycled: the next accept or connect reuses the rings instead of allocating.
+        if let Some(conn) = self.conns[s].take() {
+            if self.spares.len() < self.spares.capacity() {
+                self.spares.push(conn.into_spare());
+            }
+        }
         self.free.push(slot);
         self.stats.closed += 1;
     }
@@ -902,7 +923,8 @@ impl TcpControl<'_> {
             return fail(c, TcpError::NoPort);
         };
         let local = SocketAddrV4::new(local_ip, lport);
-        let conn = Connection::connect(&c.cfg, &c.isn, local, remote, self.now);
+        let spare = c.spares.pop();
+        let conn = Connection::connect_with(&c.cfg, &c.isn, local, remote, self.now, spare);
         let Ok(id) = c.insert(conn, self.app, port_hint) else {
             return fail(c, TcpError::TableFull);
         };
@@ -999,6 +1021,38 @@ mod tests {
         assert_eq!(sink.0, 40);
         assert_eq!(l.stats().connects, 40);
         assert_eq!(l.stats().connect_failed, 1);
+    }
+
+    #[test]
+    fn ended_connections_leave_their_buffers_to_the_next_ones() {
+        let mut l = layer(LayerParams {
+            max_connections: 8,
+            ..LayerParams::default()
+        });
+        let app = l.add_app(Box::new(Null));
+        let remote: SocketAddrV4 = "198.18.0.2:80".parse().unwrap();
+        for _ in 0..4 {
+            l.connect(app, remote, 0).unwrap();
+        }
+        assert_eq!(l.spare_buffers(), 0);
+        // Nobody answers: the SYN retries run out and the four connections fail.
+        let mut sink = Count(0);
+        let mut now = 0;
+        while l.connections() > 0 && now < 600 * crate::tcp::SEC {
+            now += crate::tcp::SEC / 10;
+            l.poll(now, &mut sink);
+        }
+        assert_eq!(l.connections(), 0);
+        assert_eq!((l.stats().closed, l.stats().timeouts), (4, 4));
+        assert_eq!(l.spare_buffers(), 4);
+        // The next connections take them (and work: their SYNs go out).
+        let before = sink.0;
+        for _ in 0..3 {
+            l.connect(app, remote, now).unwrap();
+        }
+        assert_eq!(l.spare_buffers(), 1);
+        l.poll(now + 1, &mut sink);
+        assert_eq!(sink.0 - before, 3);
     }
 
     #[test]
