@@ -8,9 +8,6 @@ use super::session::{Flush, HttpLimits, HttpSession, HttpStats};
 use super::site::{DateLine, Site};
 use crate::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
 
-/// Set in a socket's user word once the peer sent its FIN.
-const PEER_CLOSED: u64 = 1 << 63;
-
 /// Rounds of feed-and-write per callback (bounds the work of one callback).
 const ROUNDS: usize = 64;
 
@@ -47,7 +44,7 @@ impl HttpServer {
     }
 
     fn session_of(&self, s: &TcpSocket<'_>) -> Option<usize> {
-        let u = s.user() & !PEER_CLOSED;
+        let u = s.user();
         (u != 0).then(|| (u - 1) as usize)
     }
 
@@ -100,7 +97,7 @@ impl HttpServer {
                 Flush::Idle => {}
             }
         }
-        let peer_done = s.user() & PEER_CLOSED != 0 && s.available() == 0 && sess.queued() == 0;
+        let peer_done = s.is_read_closed() && s.available() == 0 && sess.queued() == 0;
         if close || peer_done {
             // Discard what the client pipelined after a closing response, so the close is a
             // FIN after the response and not a reset.
@@ -159,7 +156,6 @@ impl TcpApp for HttpServer {
     }
 
     fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
-        s.set_user(s.user() | PEER_CLOSED);
         self.pump(s);
     }
 

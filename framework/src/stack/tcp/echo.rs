@@ -2,9 +2,6 @@
 
 use super::layer::{TcpApp, TcpSocket};
 
-/// Set in a socket's user word once the peer has closed its side.
-const PEER_CLOSED: u64 = 1;
-
 /// Echoes received bytes. With the send buffer full it stops reading (the receive window
 /// closes, so the peer is slowed down) and resumes on [`TcpApp::on_writable`]; when the
 /// peer closes, it closes too once everything is echoed.
@@ -42,7 +39,7 @@ impl TcpEcho {
                 return;
             }
         }
-        if s.user() & PEER_CLOSED != 0 && s.available() == 0 {
+        if s.is_read_closed() && s.available() == 0 {
             s.close();
         }
     }
@@ -64,7 +61,6 @@ impl TcpApp for TcpEcho {
     }
 
     fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
-        s.set_user(s.user() | PEER_CLOSED);
         self.pump(s);
     }
 }
