@@ -8,17 +8,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tcp::*;
 use common::*;
 use etherparse::{SlicedPacket, TransportSlice};
-use ferroplane::app;
-use ferroplane::config;
-use ferroplane::graph::{GraphMonitor, GraphStage};
-use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
-use ferroplane::port::ring::{RingPort, RingSide};
-use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
-use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
-use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
-use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+use ferroplane::mem::Mempool;
+use ferroplane::port::{Port, RxQueue, TxQueue};
+use ferroplane::stack::setup::TcpApps;
+use ferroplane::stack::tcp::{CloseReason, TcpApp, TcpControl, TcpSocket};
 use ferroplane::wire::checksum;
 
 const ECHO: &str = "name = \"tcp-echo\"\nports = [7, 9007]";
@@ -363,142 +359,14 @@ fn malformed_segments_are_dropped_and_counted_by_reason() {
 
 // ---------------------------------------------------------------- two stacks
 
-/// What the client app saw.
-#[derive(Default)]
-struct ClientState {
-    to_send: Vec<u8>,
-    sent: usize,
-    received: Vec<u8>,
-    id: Option<SockId>,
-    connected: bool,
-    started: bool,
-    shut: bool,
-    closed: Option<CloseReason>,
-    peer_closed: bool,
-    remote: Option<std::net::SocketAddrV4>,
-}
-
-/// Connects to the echo server, streams `to_send`, half-closes, reads everything back.
-struct Client(Arc<Mutex<ClientState>>);
-
-impl Client {
-    fn push(st: &mut ClientState, s: &mut TcpSocket<'_>) {
-        while st.sent < st.to_send.len() {
-            let n = s.write(&st.to_send[st.sent..]);
-            st.sent += n;
-            if n == 0 {
-                break;
-            }
-        }
-        if st.sent == st.to_send.len() && !st.shut {
-            st.shut = true;
-            s.shutdown();
-        }
-    }
-    fn read(st: &mut ClientState, s: &mut TcpSocket<'_>) {
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = s.recv(&mut buf);
-            if n == 0 {
-                break;
-            }
-            st.received.extend_from_slice(&buf[..n]);
-        }
-    }
-}
-
-impl TcpApp for Client {
-    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.0.lock().unwrap();
-        st.connected = true;
-        Self::push(&mut st, s);
-    }
-    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
-        Self::read(&mut self.0.lock().unwrap(), s);
-    }
-    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
-        Self::push(&mut self.0.lock().unwrap(), s);
-    }
-    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.0.lock().unwrap();
-        Self::read(&mut st, s);
-        st.peer_closed = true;
-        s.close();
-    }
-    fn on_close(&mut self, _id: SockId, reason: CloseReason) {
-        self.0.lock().unwrap().closed = Some(reason);
-    }
-    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
-        let mut st = self.0.lock().unwrap();
-        if !st.started {
-            st.started = true;
-            let r = st.remote.unwrap();
-            st.id = Some(ctl.connect(r).expect("connect"));
-        }
-    }
-}
-
-fn pool(name: &str) -> Mempool {
-    let mut p = MempoolParams::new(name, 4096);
-    p.huge = HugePolicy::Off;
-    p.cache_size = 64;
-    Mempool::new(&p).unwrap()
-}
-
-fn side(name: &str, mac: MacAddr) -> RingSide {
-    RingSide {
-        name: name.into(),
-        id: 0,
-        rx_queues: 1,
-        tx_queues: 1,
-        mac,
-        mtu: 1500,
-    }
-}
-
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x20]);
-
-fn one_port_config(addr: &str, mac: &str, app: &str) -> String {
-    format!(
-        r#"
-[memory]
-huge_pages = "off"
-[[memory.pools]]
-name = "pool"
-mbufs = 4096
-[[ports]]
-name = "p0"
-driver = "null"
-mac = "{mac}"
-ipv4 = ["{addr}/24"]
-[[lcores]]
-id = 1
-rx = ["p0"]
-[app]
-{app}
-[metrics]
-enabled = false
-"#
-    )
-}
-
-/// A tcp-echo stack and a client stack joined by a ring pair.
+/// A tcp-echo stack and a client stack, joined by a ring pair or by a lossy [`Wire`].
 struct Pair {
-    server: Lcore,
-    client: Lcore,
-    server_graph: GraphMonitor,
-    client_graph: GraphMonitor,
+    stacks: Stacks,
     wire: Option<Wire>,
 }
 
 fn pair(client_app: Box<dyn TcpApp>, echo_app: &str) -> Pair {
-    pair_with(
-        TcpApps {
-            apps: vec![client_app],
-            ..TcpApps::default()
-        },
-        echo_app,
-    )
+    pair_with(tcp_apps(vec![client_app]), echo_app)
 }
 
 fn pair_with(tcp: TcpApps, echo_app: &str) -> Pair {
@@ -581,11 +449,11 @@ impl Wire {
 impl Pair {
     /// One turn of each stack, with the wire (if any) moving frames in between.
     fn turn(&mut self) {
-        self.server.run_turns(1);
+        self.stacks.server.run_turns(1);
         if let Some(w) = self.wire.as_mut() {
             w.forward();
         }
-        self.client.run_turns(1);
+        self.stacks.client.run_turns(1);
         if let Some(w) = self.wire.as_mut() {
             w.forward();
         }
@@ -593,23 +461,19 @@ impl Pair {
 }
 
 fn pair_on(tcp: TcpApps, echo_app: &str, lossy: Option<(u64, u64, u64)>) -> Pair {
-    let smac = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-    let (mut sp, mut cp, wire) = match lossy {
+    let (sp, cp, wire) = match lossy {
         None => {
-            let (sp, cp) = RingPort::pair(side("p0", smac), side("p0", CLIENT_MAC), 1024).unwrap();
+            let (sp, cp) = direct_ports();
             (sp, cp, None)
         }
         Some((loss, dup, reorder)) => {
-            let (sp, mut sh) =
-                RingPort::pair(side("p0", smac), side("h0", CLIENT_MAC), 1024).unwrap();
-            let (cp, mut ch) =
-                RingPort::pair(side("p0", CLIENT_MAC), side("h1", smac), 1024).unwrap();
+            let ((sp, mut sh), (cp, mut ch)) = wired_ports(1, 1);
             let w = Wire {
                 to_server: sh.take_tx_queue(0).unwrap(),
                 from_server: sh.take_rx_queue(0).unwrap(),
                 to_client: ch.take_tx_queue(0).unwrap(),
                 from_client: ch.take_rx_queue(0).unwrap(),
-                pool: pool("wire"),
+                pool: pool("wire", 4096),
                 rng: 0x2545_f491_4f6c_dd1d,
                 loss,
                 dup,
@@ -620,88 +484,20 @@ fn pair_on(tcp: TcpApps, echo_app: &str, lossy: Option<(u64, u64, u64)>) -> Pair
             (sp, cp, Some(w))
         }
     };
-    let scfg = config::parse(&one_port_config(
-        "198.18.0.1",
-        "02:00:00:00:00:01",
-        echo_app,
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
-    let sstage = app::make_stage(&scfg, &sshared, 1).unwrap();
-    let server_graph = sstage.graph_monitor().unwrap();
-    let server = Lcore::new(
-        1,
-        None,
-        vec![(0, sp.take_rx_queue(0).unwrap())],
-        LcoreIo::new(vec![Some(sp.take_tx_queue(0).unwrap())]),
-        sstage,
-        32,
-        IdlePolicy::Busy,
-    );
-    let ccfg = config::parse(&one_port_config(
-        "198.18.0.2",
-        "02:00:00:00:00:20",
-        "name = \"l3fwd\"",
-    ))
-    .unwrap();
-    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
-    let env = cshared.stack().unwrap().clone();
-    let graph = build_graph_with_tcp(
-        &env,
-        2,
-        UdpApps::default(),
-        tcp,
-        &[],
-        cshared.trace().clone(),
-    )
-    .unwrap();
-    let client_graph = graph.monitor();
-    let rx: Vec<(u16, Box<dyn RxQueue>)> = vec![(0, cp.take_rx_queue(0).unwrap())];
-    let tx: Vec<Option<Box<dyn TxQueue>>> = vec![Some(cp.take_tx_queue(0).unwrap())];
-    let client = Lcore::new(
-        2,
-        None,
-        rx,
-        LcoreIo::new(tx),
-        Box::new(GraphStage::new(graph)),
-        32,
-        IdlePolicy::Busy,
-    );
     Pair {
-        server,
-        client,
-        server_graph,
-        client_graph,
+        stacks: Stacks::on(sp, cp, Server::new(echo_app), tcp),
         wire,
     }
 }
 
-fn count(g: &GraphMonitor, node: &str, reason: &str) -> u64 {
-    g.stats()
-        .iter()
-        .find(|n| n.node == node)
-        .and_then(|n| n.drops.iter().find(|d| d.0 == reason).map(|d| d.1))
-        .unwrap_or(0)
-}
-
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
-
-fn run_echo(echo_app: &str, n: usize) -> (Arc<Mutex<ClientState>>, Pair, Duration) {
-    let st = Arc::new(Mutex::new(ClientState {
-        to_send: random_bytes(n, 0x1234_5678_9abc_def1),
-        remote: Some("198.18.0.1:7".parse().unwrap()),
-        ..ClientState::default()
-    }));
-    let mut p = pair(Box::new(Client(st.clone())), echo_app);
+/// One flow of `n` random bytes to the echo at `echo_app`, run until the echo closed it (or
+/// 30 s); returns the flows, the stacks and how long it took.
+fn run_echo(echo_app: &str, n: usize) -> (Arc<Mutex<Flows>>, Stacks, Duration) {
+    let st = Flows::new([random_bytes(n, 0x1234_5678_9abc_def1)]);
+    let mut p = Stacks::new(
+        Server::new(echo_app),
+        tcp_apps(vec![EchoClient::all(&st, "198.18.0.1:7")]),
+    );
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(30);
     let mut turns = 0u64;
@@ -709,8 +505,7 @@ fn run_echo(echo_app: &str, n: usize) -> (Arc<Mutex<ClientState>>, Pair, Duratio
         p.server.run_turns(1);
         p.client.run_turns(1);
         turns += 1;
-        let s = st.lock().unwrap();
-        if s.closed.is_some() || s.peer_closed {
+        if st.lock().unwrap().flows[0].finished() {
             break;
         }
     }
@@ -728,21 +523,22 @@ fn ferroplane_client_and_tcp_echo_round_trip_a_megabyte() {
     let n = 1 << 20;
     let (st, p, took) = run_echo(ECHO, n);
     let st = st.lock().unwrap();
-    assert!(st.connected, "never connected");
-    assert_eq!(st.sent, n);
+    let f = &st.flows[0];
+    assert!(f.connected, "never connected");
+    assert_eq!(f.sent, n);
     assert_eq!(
-        st.received.len(),
+        f.received.len(),
         n,
         "received {} of {n} bytes",
-        st.received.len()
+        f.received.len()
     );
-    assert!(st.received == st.to_send, "echoed bytes differ");
+    assert!(f.received == f.to_send, "echoed bytes differ");
     assert!(
-        st.peer_closed,
+        f.peer_closed,
         "the echo did not close after the client's FIN"
     );
     // The client closed the socket itself: no on_close, no reset.
-    assert_eq!(st.closed, None);
+    assert_eq!(f.closed, None);
     assert_eq!(count(&p.server_graph, "tcp-input", "conn_accepted"), 1);
     // The server's side ended (LAST-ACK → CLOSED); the client's waits in TIME-WAIT.
     assert_eq!(count(&p.server_graph, "tcp-input", "conn_closed"), 1);
@@ -772,27 +568,23 @@ fn small_buffers_apply_backpressure_and_still_deliver_everything() {
     let app = "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 4096\nrecv_buffer = 4096\nmax_connections = 8\nmax_time_wait = 8";
     let n = 300_000;
     let (st, _p, _) = run_echo(app, n);
-    let st = st.lock().unwrap();
-    assert_eq!(st.received.len(), n);
-    assert!(st.received == st.to_send);
-    assert!(st.peer_closed);
+    let f = &st.lock().unwrap().flows[0];
+    assert_eq!(f.received.len(), n);
+    assert!(f.received == f.to_send);
+    assert!(f.peer_closed);
 }
 
 #[test]
 fn connect_to_a_closed_port_is_refused() {
-    let st = Arc::new(Mutex::new(ClientState {
-        to_send: vec![1, 2, 3],
-        remote: Some("198.18.0.1:8".parse().unwrap()),
-        ..ClientState::default()
-    }));
-    let mut p = pair(Box::new(Client(st.clone())), ECHO);
+    let st = Flows::new([vec![1, 2, 3]]);
+    let mut p = pair(EchoClient::all(&st, "198.18.0.1:8"), ECHO).stacks;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline && st.lock().unwrap().closed.is_none() {
+    while Instant::now() < deadline && st.lock().unwrap().flows[0].closed.is_none() {
         p.server.run_turns(1);
         p.client.run_turns(1);
     }
-    assert_eq!(st.lock().unwrap().closed, Some(CloseReason::Reset));
-    assert!(!st.lock().unwrap().connected);
+    assert_eq!(st.lock().unwrap().flows[0].closed, Some(CloseReason::Reset));
+    assert!(!st.lock().unwrap().flows[0].connected);
     assert_eq!(count(&p.server_graph, "tcp-input", "no_listener"), 1);
     assert_eq!(count(&p.client_graph, "tcp-input", "conn_reset_by_peer"), 1);
 }
@@ -912,7 +704,7 @@ fn time_wait_is_bounded() {
         },
         ..TcpApps::default()
     };
-    let mut p = pair_with(tcp, ECHO);
+    let mut p = pair_with(tcp, ECHO).stacks;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && *done.lock().unwrap() < 6 {
         p.server.run_turns(1);
@@ -937,41 +729,36 @@ fn time_wait_is_bounded() {
 #[test]
 fn echo_survives_loss_duplication_and_reordering() {
     let n = 2 << 20;
-    let st = Arc::new(Mutex::new(ClientState {
-        to_send: random_bytes(n, 0x0bad_5eed_0bad_5eed),
-        remote: Some("198.18.0.1:7".parse().unwrap()),
-        ..ClientState::default()
-    }));
-    let tcp = TcpApps {
-        apps: vec![Box::new(Client(st.clone()))],
-        ..TcpApps::default()
-    };
-    let mut p = pair_on(tcp, ECHO, Some((2, 1, 5)));
+    let st = Flows::new([random_bytes(n, 0x0bad_5eed_0bad_5eed)]);
+    let mut p = pair_on(
+        tcp_apps(vec![EchoClient::all(&st, "198.18.0.1:7")]),
+        ECHO,
+        Some((2, 1, 5)),
+    );
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(60) {
         p.turn();
-        let s = st.lock().unwrap();
-        if s.closed.is_some() || s.peer_closed {
+        if st.lock().unwrap().flows[0].finished() {
             break;
         }
     }
     let took = t0.elapsed();
-    let st = st.lock().unwrap();
+    let f = &st.lock().unwrap().flows[0];
     let w = p.wire.as_ref().unwrap().stats;
-    assert!(st.connected, "never connected");
+    assert!(f.connected, "never connected");
     assert_eq!(
-        st.received.len(),
+        f.received.len(),
         n,
         "received {} of {n} in {took:?}",
-        st.received.len()
+        f.received.len()
     );
-    assert!(st.received == st.to_send, "echoed bytes differ");
-    assert!(st.peer_closed);
+    assert!(f.received == f.to_send, "echoed bytes differ");
+    assert!(f.peer_closed);
     assert!(
         w[0] > 50 && w[1] > 20 && w[2] > 100,
         "wire did too little: {w:?}"
     );
-    assert!(count(&p.client_graph, "tcp-input", "timer_fired") > 0);
+    assert!(count(&p.stacks.client_graph, "tcp-input", "timer_fired") > 0);
     eprintln!(
         "2 MiB echoed over a lossy wire in {took:?}: dropped {}, duplicated {}, reordered {}",
         w[0], w[1], w[2]

@@ -3,47 +3,14 @@
 //! app (or pipeline requests to the `http` app) of a second ferroplane stack (two lcores driven
 //! from this thread, joined by a ring pair) and check every byte that comes back.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use ferroplane::app;
-use ferroplane::config;
-use ferroplane::graph::{GraphMonitor, GraphStage};
-use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
-use ferroplane::port::ring::{RingPort, RingSide};
-use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
-use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
-use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use common::counting::{self, Counting};
+use common::tcp::{count, tcp_apps, Server, Stacks};
+use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::tcp::{SockId, TcpApp, TcpControl, TcpSocket};
-
-struct Counting;
-
-static ALLOCS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static WATCH: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator; only adds a counter.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.alloc(l)
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l)
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        if WATCH.with(|w| w.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
-        }
-        System.realloc(p, l, n)
-    }
-}
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -135,116 +102,20 @@ impl TcpApp for Client {
     }
 }
 
-fn pool(name: &str) -> Mempool {
-    let mut p = MempoolParams::new(name, 4096);
-    p.huge = HugePolicy::Off;
-    p.cache_size = 64;
-    Mempool::new(&p).unwrap()
-}
-
-fn side(mac: MacAddr) -> RingSide {
-    RingSide {
-        name: "p0".into(),
-        id: 0,
-        rx_queues: 1,
-        tx_queues: 1,
-        mac,
-        mtu: 1500,
-    }
-}
-
-fn cfg(addr: &str, mac: &str, app: &str) -> config::Config {
-    cfg_with(addr, mac, app, "")
-}
-
-/// [`cfg`] with more `[[lcores]]` tables (`more`).
-fn cfg_with(addr: &str, mac: &str, app: &str, more: &str) -> config::Config {
-    config::parse(&format!(
-        r#"
-[memory]
-huge_pages = "off"
-[[memory.pools]]
-name = "pool"
-[[ports]]
-name = "p0"
-driver = "null"
-mac = "{mac}"
-ipv4 = ["{addr}/24"]
-[[lcores]]
-id = 1
-rx = ["p0"]
-{more}
-[app]
-{app}
-[metrics]
-enabled = false
-"#
-    ))
-    .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn count(g: &GraphMonitor, reason: &str) -> u64 {
-    g.stats()
-        .iter()
-        .find(|n| n.node == "tcp-input")
-        .and_then(|n| n.drops.iter().find(|d| d.0 == reason).map(|d| d.1))
-        .unwrap_or(0)
-}
-
-/// A server lcore running `app` and a client lcore running `client`, joined by a ring pair.
-fn two_stacks(app: &str, client: Box<dyn TcpApp>) -> (Lcore, Lcore, GraphMonitor) {
-    let (mut sp, mut cp) = RingPort::pair(
-        side(MacAddr([2, 0, 0, 0, 0, 1])),
-        side(MacAddr([2, 0, 0, 0, 0, 0x20])),
-        1024,
-    )
-    .unwrap();
-    let scfg = cfg("198.18.0.1", "02:00:00:00:00:01", app);
-    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
-    let sstage = app::make_stage(&scfg, &sshared, 1).unwrap();
-    let sgraph = sstage.graph_monitor().unwrap();
-    let server = Lcore::new(
-        1,
-        None,
-        vec![(0, sp.take_rx_queue(0).unwrap())],
-        LcoreIo::new(vec![Some(sp.take_tx_queue(0).unwrap())]),
-        sstage,
-        32,
-        IdlePolicy::Busy,
-    );
-    let ccfg = cfg("198.18.0.2", "02:00:00:00:00:20", "name = \"l3fwd\"");
-    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
-    let tcp = TcpApps {
-        apps: vec![client],
-        ..TcpApps::default()
-    };
-    let graph = build_graph_with_tcp(
-        cshared.stack().unwrap(),
-        2,
-        UdpApps::default(),
-        tcp,
-        &[],
-        cshared.trace().clone(),
-    )
-    .unwrap();
-    let rx: Vec<(u16, Box<dyn RxQueue>)> = vec![(0, cp.take_rx_queue(0).unwrap())];
-    let tx: Vec<Option<Box<dyn TxQueue>>> = vec![Some(cp.take_tx_queue(0).unwrap())];
-    let client = Lcore::new(
-        2,
-        None,
-        rx,
-        LcoreIo::new(tx),
-        Box::new(GraphStage::new(graph)),
-        32,
-        IdlePolicy::Busy,
-    );
-    (server, client, sgraph)
+/// A server stack running `app` and a client stack running `client`, joined by a ring pair.
+fn two_stacks(app: &str, client: Box<dyn TcpApp>) -> Stacks {
+    Stacks::new(Server::new(app), tcp_apps(vec![client]))
 }
 
 #[test]
 fn tcp_echo_steady_state_allocates_nothing() {
     let st = Arc::new(Mutex::new(Stream::default()));
-    let (mut server, mut client, sgraph) = two_stacks(
+    let Stacks {
+        mut server,
+        mut client,
+        server_graph: sgraph,
+        ..
+    } = two_stacks(
         "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536",
         Box::new(Client(st.clone())),
     );
@@ -257,10 +128,10 @@ fn tcp_echo_steady_state_allocates_nothing() {
     }
     let before = st.lock().unwrap().received;
     assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
-    let segs_before = count(&sgraph, "conn_accepted");
+    let segs_before = count(&sgraph, "tcp-input", "conn_accepted");
     // Steady state: at least 32 MiB more, echoed and checked, with allocations counted.
-    ALLOCS.store(0, Ordering::Relaxed);
-    WATCH.with(|w| w.set(true));
+    counting::reset();
+    counting::watch_this_thread(true);
     let t0 = std::time::Instant::now();
     let mut turns = 0u64;
     while st.lock().unwrap().received < before + (32 << 20) && turns < 2_000_000 {
@@ -268,15 +139,15 @@ fn tcp_echo_steady_state_allocates_nothing() {
         client.run_turns(1);
         turns += 1;
     }
-    WATCH.with(|w| w.set(false));
+    counting::watch_this_thread(false);
     let took = t0.elapsed();
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let allocs = counting::allocations();
     let s = st.lock().unwrap();
     let moved = s.received - before;
     assert!(moved >= 32 << 20, "steady state moved only {moved} bytes");
     assert_eq!(s.mismatches, 0, "echoed bytes differ");
     assert!(!s.closed);
-    assert_eq!(count(&sgraph, "conn_accepted"), segs_before);
+    assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), segs_before);
     assert_eq!(
         allocs, 0,
         "{allocs} heap allocations while echoing {moved} bytes"
@@ -287,76 +158,19 @@ fn tcp_echo_steady_state_allocates_nothing() {
     );
 }
 
-/// Like [`two_stacks`], but the server's echo runs on an app lcore (`app_lcores = [2]`):
-/// returns the server's stack lcore, its app lcore, the client lcore.
-fn xcore_stacks(app: &str, client: Box<dyn TcpApp>) -> (Lcore, Lcore, Lcore, GraphMonitor) {
-    let (mut sp, mut cp) = RingPort::pair(
-        side(MacAddr([2, 0, 0, 0, 0, 1])),
-        side(MacAddr([2, 0, 0, 0, 0, 0x20])),
-        1024,
-    )
-    .unwrap();
-    let scfg = cfg_with("198.18.0.1", "02:00:00:00:00:01", app, "[[lcores]]\nid = 2");
-    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
-    let sstage = app::make_stage(&scfg, &sshared, 1).unwrap();
-    let sgraph = sstage.graph_monitor().unwrap();
-    let server = Lcore::new(
-        1,
-        None,
-        vec![(0, sp.take_rx_queue(0).unwrap())],
-        LcoreIo::new(vec![Some(sp.take_tx_queue(0).unwrap())]),
-        sstage,
-        32,
-        IdlePolicy::Busy,
-    );
-    let app_lcore = Lcore::new(
-        2,
-        None,
-        Vec::new(),
-        LcoreIo::new(vec![None]),
-        app::make_stage(&scfg, &sshared, 2).unwrap(),
-        32,
-        IdlePolicy::Busy,
-    );
-    let ccfg = cfg("198.18.0.2", "02:00:00:00:00:20", "name = \"l3fwd\"");
-    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
-    let tcp = TcpApps {
-        apps: vec![client],
-        ..TcpApps::default()
-    };
-    let graph = build_graph_with_tcp(
-        cshared.stack().unwrap(),
-        3,
-        UdpApps::default(),
-        tcp,
-        &[],
-        cshared.trace().clone(),
-    )
-    .unwrap();
-    let client = Lcore::new(
-        3,
-        None,
-        vec![(0, cp.take_rx_queue(0).unwrap())],
-        LcoreIo::new(vec![Some(cp.take_tx_queue(0).unwrap())]),
-        Box::new(GraphStage::new(graph)),
-        32,
-        IdlePolicy::Busy,
-    );
-    (server, app_lcore, client, sgraph)
-}
-
 #[test]
 fn cross_core_tcp_echo_steady_state_allocates_nothing() {
     let st = Arc::new(Mutex::new(Stream::default()));
-    let (mut server, mut app_lcore, mut client, sgraph) = xcore_stacks(
-        "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536\napp_lcores = [2]",
-        Box::new(Client(st.clone())),
+    // The server's echo runs on an app lcore (`app_lcores = [2]`), turned here too.
+    let mut stacks = Stacks::new(
+        Server {
+            app_lcore: Some(IdlePolicy::Busy),
+            ..Server::new("name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536\napp_lcores = [2]")
+        },
+        tcp_apps(vec![Box::new(Client(st.clone()))]),
     );
-    let mut turn = || {
-        server.run_turns(1);
-        app_lcore.run_turns(1);
-        client.run_turns(1);
-    };
+    let sgraph = stacks.server_graph.clone();
+    let mut turn = || stacks.turn();
     // Warm up: connect and stream a few MB (per-socket queues, pool caches, rings settled).
     let mut turns = 0;
     while st.lock().unwrap().received < 4 << 20 && turns < 400_000 {
@@ -366,23 +180,23 @@ fn cross_core_tcp_echo_steady_state_allocates_nothing() {
     let before = st.lock().unwrap().received;
     assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
     // Steady state: 32 MiB more through the bridge and the app lcore, allocations counted.
-    ALLOCS.store(0, Ordering::Relaxed);
-    WATCH.with(|w| w.set(true));
+    counting::reset();
+    counting::watch_this_thread(true);
     let t0 = std::time::Instant::now();
     let mut turns = 0u64;
     while st.lock().unwrap().received < before + (32 << 20) && turns < 4_000_000 {
         turn();
         turns += 1;
     }
-    WATCH.with(|w| w.set(false));
+    counting::watch_this_thread(false);
     let took = t0.elapsed();
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let allocs = counting::allocations();
     let s = st.lock().unwrap();
     let moved = s.received - before;
     assert!(moved >= 32 << 20, "steady state moved only {moved} bytes");
     assert_eq!(s.mismatches, 0, "echoed bytes differ");
     assert!(!s.closed);
-    assert_eq!(count(&sgraph, "conn_accepted"), 1);
+    assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), 1);
     assert_eq!(
         allocs, 0,
         "{allocs} heap allocations while echoing {moved} bytes across lcores"
@@ -492,7 +306,12 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         "name = \"http\"\nports = [80]\nmax_connections = 64\n[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
         BODY.trim_end().to_string() + "\\n"
     );
-    let (mut server, mut client, sgraph) = two_stacks(&app, Box::new(HttpClient(st.clone())));
+    let Stacks {
+        mut server,
+        mut client,
+        server_graph: sgraph,
+        ..
+    } = two_stacks(&app, Box::new(HttpClient(st.clone())));
     let responses = |st: &Http| st.received / st.template.len().max(1) as u64;
     // Warm up: connect, record the template, a few thousand requests.
     let mut turns = 0;
@@ -510,8 +329,8 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         "{template}"
     );
     // Steady state: 50 000 more requests answered and checked, allocations counted.
-    ALLOCS.store(0, Ordering::Relaxed);
-    WATCH.with(|w| w.set(true));
+    counting::reset();
+    counting::watch_this_thread(true);
     let t0 = std::time::Instant::now();
     let mut turns = 0u64;
     while responses(&st.lock().unwrap()) < before + 50_000 && turns < 5_000_000 {
@@ -519,9 +338,9 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         client.run_turns(1);
         turns += 1;
     }
-    WATCH.with(|w| w.set(false));
+    counting::watch_this_thread(false);
     let took = t0.elapsed();
-    let allocs = ALLOCS.load(Ordering::Relaxed);
+    let allocs = counting::allocations();
     let s = st.lock().unwrap();
     let answered = responses(&s) - before;
     assert!(
@@ -530,7 +349,7 @@ fn http_keep_alive_steady_state_allocates_nothing() {
     );
     assert_eq!(s.mismatches, 0, "a response differs from the first one");
     assert!(!s.closed);
-    assert_eq!(count(&sgraph, "conn_accepted"), 1);
+    assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), 1);
     assert_eq!(
         allocs, 0,
         "{allocs} heap allocations while answering {answered} requests"

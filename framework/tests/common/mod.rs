@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod counting;
+pub mod tcp;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
