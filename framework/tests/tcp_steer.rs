@@ -7,174 +7,29 @@
 
 mod common;
 
-use common::counting::{self, Counting};
-
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ferroplane::app;
+use common::counting::{self, Counting};
+use common::tcp::*;
 use ferroplane::batch::Burst;
-use ferroplane::config;
-use ferroplane::graph::{GraphMonitor, GraphStage};
-use ferroplane::mem::{ol, HugePolicy, Mempool, MempoolParams};
-use ferroplane::port::ring::{RingPort, RingSide};
-use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
-use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo};
-use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use ferroplane::graph::GraphMonitor;
+use ferroplane::mem::ol;
+use ferroplane::port::{MacAddr, RxQueue, TxQueue};
+use ferroplane::runtime::Lcore;
+use ferroplane::stack::setup::TcpApps;
 use ferroplane::stack::tcp::rss::{hash_v4_l4, queue_for, SYMMETRIC_KEY};
-use ferroplane::stack::tcp::{mesh, CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
+use ferroplane::stack::tcp::{mesh, CloseReason};
 
 /// Counts heap allocations made on a thread while it watches (the server lcores' turns).
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
-const CLIENT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x20]);
-
-// ---------------------------------------------------------------- client
-
-/// One connection of the client.
-#[derive(Default, Clone)]
-struct Flow {
-    to_send: Vec<u8>,
-    sent: usize,
-    received: Vec<u8>,
-    shut: bool,
-    peer_closed: bool,
-    closed: Option<CloseReason>,
-}
-
-#[derive(Default)]
-struct Clients {
-    flows: Vec<Flow>,
-    /// (client lcore, socket) → flow index.
-    by_id: HashMap<(usize, SockId), usize>,
-    connect_errors: u32,
-}
-
-/// Opens its share of the connections to the echo server, streams each one's bytes,
-/// half-closes, reads everything back.
-struct Client {
-    st: Arc<Mutex<Clients>>,
-    /// Which client lcore runs this app (socket ids are per lcore).
-    lane: usize,
-    server: SocketAddrV4,
-    mine: Vec<usize>,
-}
-
-fn flow_of<'a>(st: &'a mut Clients, lane: usize, s: &TcpSocket<'_>) -> Option<&'a mut Flow> {
-    let i = *st.by_id.get(&(lane, s.id()))?;
-    st.flows.get_mut(i)
-}
-
-fn push(f: &mut Flow, s: &mut TcpSocket<'_>) {
-    while f.sent < f.to_send.len() {
-        let n = s.write(&f.to_send[f.sent..]);
-        if n == 0 {
-            break;
-        }
-        f.sent += n;
-    }
-    if f.sent == f.to_send.len() && !f.shut {
-        f.shut = true;
-        s.shutdown();
-    }
-}
-
-fn read(f: &mut Flow, s: &mut TcpSocket<'_>) {
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.recv(&mut buf);
-        if n == 0 {
-            break;
-        }
-        f.received.extend_from_slice(&buf[..n]);
-    }
-}
-
-impl TcpApp for Client {
-    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
-        if let Some(f) = flow_of(&mut st, self.lane, s) {
-            push(f, s);
-        }
-    }
-    fn on_data(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
-        if let Some(f) = flow_of(&mut st, self.lane, s) {
-            read(f, s);
-        }
-    }
-    fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
-        if let Some(f) = flow_of(&mut st, self.lane, s) {
-            push(f, s);
-        }
-    }
-    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
-        if let Some(f) = flow_of(&mut st, self.lane, s) {
-            read(f, s);
-            f.peer_closed = true;
-        }
-        s.close();
-    }
-    fn on_close(&mut self, id: SockId, reason: CloseReason) {
-        let mut st = self.st.lock().unwrap();
-        if let Some(&i) = st.by_id.get(&(self.lane, id)) {
-            st.flows[i].closed = Some(reason);
-        }
-    }
-    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
-        if self.mine.is_empty() {
-            return;
-        }
-        let mut st = self.st.lock().unwrap();
-        for i in std::mem::take(&mut self.mine) {
-            match ctl.connect(self.server) {
-                Ok(id) => {
-                    st.by_id.insert((self.lane, id), i);
-                }
-                Err(_) => st.connect_errors += 1,
-            }
-        }
-    }
-}
-
-fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
-    (0..n)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------- set-up
 
-fn pool(name: &str) -> Mempool {
-    let mut p = MempoolParams::new(name, 8192);
-    p.huge = HugePolicy::Off;
-    p.cache_size = 64;
-    Mempool::new(&p).unwrap()
-}
-
-fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
-    RingSide {
-        name: name.into(),
-        id: 0,
-        rx_queues: queues,
-        tx_queues: queues,
-        mac,
-        mtu: 1500,
-    }
-}
-
-/// A one-port stack config: `lcores` lcores, lcore `i + 1` polling queue `i`.
+/// A one-port stack config: `lcores` lcores, lcore `i + 1` polling queue `i`, `peer` a
+/// neighbour at `peer_mac`.
 fn config_text(
     addr: &str,
     mac: MacAddr,
@@ -183,42 +38,14 @@ fn config_text(
     peer_mac: MacAddr,
     app: &str,
 ) -> String {
-    let m = |m: MacAddr| {
-        m.0.iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    let mut s = format!(
-        r#"
-[memory]
-huge_pages = "off"
-[[memory.pools]]
-name = "pool"
-mbufs = 8192
-[[ports]]
-name = "p0"
-driver = "null"
-mac = "{}"
-ipv4 = ["{addr}/24"]
-rx_queues = {lcores}
-tx_queues = {lcores}
-[[neighbours]]
-ip = "{peer}"
-mac = "{}"
-port = "p0"
-[app]
-{app}
-[metrics]
-enabled = false
-"#,
-        m(mac),
-        m(peer_mac)
+    let mut more = format!(
+        "rx_queues = {lcores}\ntx_queues = {lcores}\n[[neighbours]]\nip = \"{peer}\"\nmac = \"{}\"\nport = \"p0\"\n",
+        mac_text(peer_mac)
     );
     for q in 0..lcores {
-        s.push_str(&format!("[[lcores]]\nid = {}\nrx = [\"p0:{q}\"]\n", q + 1));
+        more.push_str(&format!("[[lcores]]\nid = {}\nrx = [\"p0:{q}\"]\n", q + 1));
     }
-    s
+    one_port_config(addr, mac, app, &more)
 }
 
 /// Which RSS hash the wire hands the stacks with TCP frames, as a NIC would.
@@ -326,16 +153,13 @@ impl Wire {
     }
 }
 
-/// A port's rx and tx queues.
-type Queues = (Vec<Box<dyn RxQueue>>, Vec<Box<dyn TxQueue>>);
-
 struct Setup {
     servers: Vec<Lcore>,
     clients: Vec<Lcore>,
     server_graphs: Vec<GraphMonitor>,
     client_graphs: Vec<GraphMonitor>,
     wire: Wire,
-    st: Arc<Mutex<Clients>>,
+    st: Arc<Mutex<Flows>>,
 }
 
 fn setup(server_lcores: u16, client_lcores: u16, flows: usize, mark: Mark) -> Setup {
@@ -352,77 +176,35 @@ fn setup_sized(
     mark: Mark,
     size: fn(usize) -> usize,
 ) -> Setup {
-    let (mut sp, mut h0) = RingPort::pair(
-        side("p0", SERVER_MAC, server_lcores),
-        side("h0", CLIENT_MAC, server_lcores),
-        1024,
-    )
-    .unwrap();
-    let (mut cp, mut h1) = RingPort::pair(
-        side("p0", CLIENT_MAC, client_lcores),
-        side("h1", SERVER_MAC, client_lcores),
-        1024,
-    )
-    .unwrap();
-    let take = |p: &mut RingPort, n: u16| -> Queues {
-        (
-            (0..n).map(|q| p.take_rx_queue(q).unwrap()).collect(),
-            (0..n).map(|q| p.take_tx_queue(q).unwrap()).collect(),
-        )
-    };
-    let (from_server, to_server) = take(&mut h0, server_lcores);
-    let (from_client, to_client) = take(&mut h1, client_lcores);
+    let ((mut sp, mut h0), (mut cp, mut h1)) = wired_ports(server_lcores, client_lcores);
+    let (from_server, to_server) = take_queues(&mut h0, server_lcores);
+    let (from_client, to_client) = take_queues(&mut h1, client_lcores);
 
     // Server: tcp-echo from the config, one stage per lcore.
-    let scfg = config::parse(&config_text(
-        "198.18.0.1",
+    let text = config_text(
+        SERVER_IP,
         SERVER_MAC,
         server_lcores,
-        "198.18.0.2",
+        CLIENT_IP,
         CLIENT_MAC,
         "name = \"tcp-echo\"\nports = [7]\nmax_connections = 512",
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let sshared = app::prepare(&scfg, &[sp.info().clone()], vec![pool("srv")]).unwrap();
-    let mut servers = Vec::new();
-    let mut server_graphs = Vec::new();
-    for q in 0..server_lcores {
-        let stage = app::make_stage(&scfg, &sshared, q as u32 + 1).unwrap();
-        server_graphs.push(stage.graph_monitor().unwrap());
-        let mut tx: Vec<Option<Box<dyn TxQueue>>> = vec![None];
-        tx[0] = Some(sp.take_tx_queue(q).unwrap());
-        servers.push(Lcore::new(
-            q as u32 + 1,
-            None,
-            vec![(0, sp.take_rx_queue(q).unwrap())],
-            LcoreIo::new(tx),
-            stage,
-            32,
-            IdlePolicy::Busy,
-        ));
-    }
+    );
+    let (scfg, sshared) = prepare(&text, &sp, pool("srv", 8192));
+    let (servers, server_graphs): (Vec<_>, Vec<_>) = (0..server_lcores)
+        .map(|q| server_lcore(&scfg, &sshared, q as u32 + 1, &mut sp, q))
+        .unzip();
 
     // Client: hand-built TCP apps on an l3fwd stack, steered by its own handoff mesh.
-    let ccfg = config::parse(&config_text(
-        "198.18.0.2",
+    let text = config_text(
+        CLIENT_IP,
         CLIENT_MAC,
         client_lcores,
-        "198.18.0.1",
+        SERVER_IP,
         SERVER_MAC,
         "name = \"l3fwd\"",
-    ))
-    .unwrap_or_else(|e| panic!("{e}"));
-    let cshared = app::prepare(&ccfg, &[cp.info().clone()], vec![pool("cli")]).unwrap();
-    let env = cshared.stack().unwrap().clone();
-    let st = Arc::new(Mutex::new(Clients {
-        flows: (0..flows)
-            .map(|i| Flow {
-                to_send: random_bytes(size(i), 0x9e37_79b9 + i as u64),
-                ..Flow::default()
-            })
-            .collect(),
-        ..Clients::default()
-    }));
+    );
+    let (_, cshared) = prepare(&text, &cp, pool("cli", 8192));
+    let st = Flows::new((0..flows).map(|i| random_bytes(size(i), 0x9e37_79b9 + i as u64)));
     let mut handoffs: Vec<_> = if client_lcores > 1 {
         mesh(client_lcores as usize, 1024)
             .unwrap()
@@ -432,44 +214,22 @@ fn setup_sized(
     } else {
         vec![None]
     };
-    let mut clients = Vec::new();
-    let mut client_graphs = Vec::new();
-    for q in 0..client_lcores {
-        let mine: Vec<usize> = (0..flows)
-            .filter(|i| i % client_lcores as usize == q as usize)
-            .collect();
-        let mut tcp = TcpApps {
-            apps: vec![Box::new(Client {
-                st: st.clone(),
-                lane: q as usize,
-                server: "198.18.0.1:7".parse().unwrap(),
-                mine,
-            })],
-            handoff: handoffs[q as usize].take(),
-            ..TcpApps::default()
-        };
-        tcp.params.max_connections = 512;
-        tcp.params.max_time_wait = 512;
-        let graph = build_graph_with_tcp(
-            &env,
-            q as u32 + 1,
-            UdpApps::default(),
-            tcp,
-            &[],
-            cshared.trace().clone(),
-        )
-        .unwrap();
-        client_graphs.push(graph.monitor());
-        clients.push(Lcore::new(
-            q as u32 + 1,
-            None,
-            vec![(0, cp.take_rx_queue(q).unwrap())],
-            LcoreIo::new(vec![Some(cp.take_tx_queue(q).unwrap())]),
-            Box::new(GraphStage::new(graph)),
-            32,
-            IdlePolicy::Busy,
-        ));
-    }
+    let (clients, client_graphs): (Vec<_>, Vec<_>) = (0..client_lcores)
+        .map(|q| {
+            let mine: Vec<usize> = (0..flows)
+                .filter(|i| i % client_lcores as usize == q as usize)
+                .collect();
+            let client = EchoClient::new(&st, q as usize, "198.18.0.1:7", mine, usize::MAX);
+            let mut tcp = TcpApps {
+                apps: vec![Box::new(client)],
+                handoff: handoffs[q as usize].take(),
+                ..TcpApps::default()
+            };
+            tcp.params.max_connections = 512;
+            tcp.params.max_time_wait = 512;
+            client_lcore(&cshared, q as u32 + 1, &mut cp, q, tcp)
+        })
+        .collect();
     Setup {
         servers,
         clients,
@@ -486,18 +246,6 @@ fn setup_sized(
         },
         st,
     }
-}
-
-fn count(g: &GraphMonitor, node: &str, reason: &str) -> u64 {
-    g.stats()
-        .iter()
-        .find(|n| n.node == node)
-        .and_then(|n| n.drops.iter().find(|d| d.0 == reason).map(|d| d.1))
-        .unwrap_or(0)
-}
-
-fn has_node(g: &GraphMonitor, node: &str) -> bool {
-    g.stats().iter().any(|n| n.node == node)
 }
 
 /// Runs every lcore and the wire until the server has closed every flow after echoing it (or
