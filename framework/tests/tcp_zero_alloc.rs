@@ -6,6 +6,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use common::counting::{self, Counting};
 use common::tcp::{count, tcp_apps, Server, Stacks};
@@ -107,41 +108,45 @@ fn two_stacks(app: &str, client: Box<dyn TcpApp>) -> Stacks {
     Stacks::new(Server::new(app), tcp_apps(vec![client]))
 }
 
+/// Turns every lcore of `stacks` until `done` (or `max` turns), with this thread's heap
+/// allocations counted if `counted`: returns the turns, the time and the allocations.
+fn run_until(
+    stacks: &mut Stacks,
+    max: u64,
+    counted: bool,
+    mut done: impl FnMut() -> bool,
+) -> (u64, Duration, u64) {
+    counting::reset();
+    counting::watch_this_thread(counted);
+    let t0 = Instant::now();
+    let mut turns = 0u64;
+    while !done() && turns < max {
+        stacks.turn();
+        turns += 1;
+    }
+    counting::watch_this_thread(false);
+    (turns, t0.elapsed(), counting::allocations())
+}
+
 #[test]
 fn tcp_echo_steady_state_allocates_nothing() {
     let st = Arc::new(Mutex::new(Stream::default()));
-    let Stacks {
-        mut server,
-        mut client,
-        server_graph: sgraph,
-        ..
-    } = two_stacks(
+    let mut stacks = two_stacks(
         "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536",
         Box::new(Client(st.clone())),
     );
+    let sgraph = stacks.server_graph.clone();
     // Warm up: connect and stream a few MB (pool caches, rings, ARP all settled).
-    let mut turns = 0;
-    while st.lock().unwrap().received < 4 << 20 && turns < 200_000 {
-        server.run_turns(1);
-        client.run_turns(1);
-        turns += 1;
-    }
+    run_until(&mut stacks, 200_000, false, || {
+        st.lock().unwrap().received >= 4 << 20
+    });
     let before = st.lock().unwrap().received;
     assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
     let segs_before = count(&sgraph, "tcp-input", "conn_accepted");
     // Steady state: at least 32 MiB more, echoed and checked, with allocations counted.
-    counting::reset();
-    counting::watch_this_thread(true);
-    let t0 = std::time::Instant::now();
-    let mut turns = 0u64;
-    while st.lock().unwrap().received < before + (32 << 20) && turns < 2_000_000 {
-        server.run_turns(1);
-        client.run_turns(1);
-        turns += 1;
-    }
-    counting::watch_this_thread(false);
-    let took = t0.elapsed();
-    let allocs = counting::allocations();
+    let (turns, took, allocs) = run_until(&mut stacks, 2_000_000, true, || {
+        st.lock().unwrap().received >= before + (32 << 20)
+    });
     let s = st.lock().unwrap();
     let moved = s.received - before;
     assert!(moved >= 32 << 20, "steady state moved only {moved} bytes");
@@ -170,27 +175,16 @@ fn cross_core_tcp_echo_steady_state_allocates_nothing() {
         tcp_apps(vec![Box::new(Client(st.clone()))]),
     );
     let sgraph = stacks.server_graph.clone();
-    let mut turn = || stacks.turn();
     // Warm up: connect and stream a few MB (per-socket queues, pool caches, rings settled).
-    let mut turns = 0;
-    while st.lock().unwrap().received < 4 << 20 && turns < 400_000 {
-        turn();
-        turns += 1;
-    }
+    run_until(&mut stacks, 400_000, false, || {
+        st.lock().unwrap().received >= 4 << 20
+    });
     let before = st.lock().unwrap().received;
     assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
     // Steady state: 32 MiB more through the bridge and the app lcore, allocations counted.
-    counting::reset();
-    counting::watch_this_thread(true);
-    let t0 = std::time::Instant::now();
-    let mut turns = 0u64;
-    while st.lock().unwrap().received < before + (32 << 20) && turns < 4_000_000 {
-        turn();
-        turns += 1;
-    }
-    counting::watch_this_thread(false);
-    let took = t0.elapsed();
-    let allocs = counting::allocations();
+    let (turns, took, allocs) = run_until(&mut stacks, 4_000_000, true, || {
+        st.lock().unwrap().received >= before + (32 << 20)
+    });
     let s = st.lock().unwrap();
     let moved = s.received - before;
     assert!(moved >= 32 << 20, "steady state moved only {moved} bytes");
@@ -306,20 +300,13 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         "name = \"http\"\nports = [80]\nmax_connections = 64\n[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
         BODY.trim_end().to_string() + "\\n"
     );
-    let Stacks {
-        mut server,
-        mut client,
-        server_graph: sgraph,
-        ..
-    } = two_stacks(&app, Box::new(HttpClient(st.clone())));
+    let mut stacks = two_stacks(&app, Box::new(HttpClient(st.clone())));
+    let sgraph = stacks.server_graph.clone();
     let responses = |st: &Http| st.received / st.template.len().max(1) as u64;
     // Warm up: connect, record the template, a few thousand requests.
-    let mut turns = 0;
-    while responses(&st.lock().unwrap()) < 5_000 && turns < 500_000 {
-        server.run_turns(1);
-        client.run_turns(1);
-        turns += 1;
-    }
+    run_until(&mut stacks, 500_000, false, || {
+        responses(&st.lock().unwrap()) >= 5_000
+    });
     let before = responses(&st.lock().unwrap());
     assert!(before >= 5_000, "warm-up answered only {before} requests");
     let template = String::from_utf8_lossy(&st.lock().unwrap().template).into_owned();
@@ -329,18 +316,9 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         "{template}"
     );
     // Steady state: 50 000 more requests answered and checked, allocations counted.
-    counting::reset();
-    counting::watch_this_thread(true);
-    let t0 = std::time::Instant::now();
-    let mut turns = 0u64;
-    while responses(&st.lock().unwrap()) < before + 50_000 && turns < 5_000_000 {
-        server.run_turns(1);
-        client.run_turns(1);
-        turns += 1;
-    }
-    counting::watch_this_thread(false);
-    let took = t0.elapsed();
-    let allocs = counting::allocations();
+    let (turns, took, allocs) = run_until(&mut stacks, 5_000_000, true, || {
+        responses(&st.lock().unwrap()) >= before + 50_000
+    });
     let s = st.lock().unwrap();
     let answered = responses(&s) - before;
     assert!(
