@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::counting::{self, Counting};
 use common::tcp::{count, tcp_apps, Server, Stacks};
+use ferroplane::graph::GraphMonitor;
 use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::tcp::{SockId, TcpApp, TcpControl, TcpSocket};
 
@@ -128,23 +129,27 @@ fn run_until(
     (turns, t0.elapsed(), counting::allocations())
 }
 
-#[test]
-fn tcp_echo_steady_state_allocates_nothing() {
+/// Streams through tcp-echo on `server` (warm-up: 4 MiB within `warm_max` turns), then
+/// checks 32 MiB more (within `steady_max` turns) are echoed byte-exact on the same connection
+/// without a heap allocation; returns the server's graph.
+fn echo_allocates_nothing(
+    server: Server<'_>,
+    warm_max: u64,
+    steady_max: u64,
+    how: &str,
+) -> GraphMonitor {
     let st = Arc::new(Mutex::new(Stream::default()));
-    let mut stacks = two_stacks(
-        "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536",
-        Box::new(Client(st.clone())),
-    );
+    let mut stacks = Stacks::new(server, tcp_apps(vec![Box::new(Client(st.clone()))]));
     let sgraph = stacks.server_graph.clone();
-    // Warm up: connect and stream a few MB (pool caches, rings, ARP all settled).
-    run_until(&mut stacks, 200_000, false, || {
+    // Warm up: connect and stream a few MB (pool caches, rings, ARP, per-socket queues settled).
+    run_until(&mut stacks, warm_max, false, || {
         st.lock().unwrap().received >= 4 << 20
     });
     let before = st.lock().unwrap().received;
     assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
     let segs_before = count(&sgraph, "tcp-input", "conn_accepted");
     // Steady state: at least 32 MiB more, echoed and checked, with allocations counted.
-    let (turns, took, allocs) = run_until(&mut stacks, 2_000_000, true, || {
+    let (turns, took, allocs) = run_until(&mut stacks, steady_max, true, || {
         st.lock().unwrap().received >= before + (32 << 20)
     });
     let s = st.lock().unwrap();
@@ -155,50 +160,39 @@ fn tcp_echo_steady_state_allocates_nothing() {
     assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), segs_before);
     assert_eq!(
         allocs, 0,
-        "{allocs} heap allocations while echoing {moved} bytes"
+        "{allocs} heap allocations while echoing {moved} bytes{how}"
     );
     eprintln!(
-        "{moved} bytes echoed in {turns} turns, {took:?} ({:.0} Mbit/s), 0 allocations",
+        "{moved} bytes echoed{how} in {turns} turns, {took:?} ({:.0} Mbit/s), 0 allocations",
         moved as f64 * 8.0 / took.as_secs_f64() / 1e6
+    );
+    sgraph
+}
+
+#[test]
+fn tcp_echo_steady_state_allocates_nothing() {
+    echo_allocates_nothing(
+        Server::new("name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536"),
+        200_000,
+        2_000_000,
+        "",
     );
 }
 
 #[test]
 fn cross_core_tcp_echo_steady_state_allocates_nothing() {
-    let st = Arc::new(Mutex::new(Stream::default()));
-    // The server's echo runs on an app lcore (`app_lcores = [2]`), turned here too.
-    let mut stacks = Stacks::new(
+    // The server's echo runs on an app lcore (`app_lcores = [2]`), turned here too: 32 MiB
+    // through the bridge and the app lcore.
+    let sgraph = echo_allocates_nothing(
         Server {
             app_lcore: Some(IdlePolicy::Busy),
             ..Server::new("name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536\napp_lcores = [2]")
         },
-        tcp_apps(vec![Box::new(Client(st.clone()))]),
+        400_000,
+        4_000_000,
+        " across lcores",
     );
-    let sgraph = stacks.server_graph.clone();
-    // Warm up: connect and stream a few MB (per-socket queues, pool caches, rings settled).
-    run_until(&mut stacks, 400_000, false, || {
-        st.lock().unwrap().received >= 4 << 20
-    });
-    let before = st.lock().unwrap().received;
-    assert!(before >= 4 << 20, "warm-up moved only {before} bytes");
-    // Steady state: 32 MiB more through the bridge and the app lcore, allocations counted.
-    let (turns, took, allocs) = run_until(&mut stacks, 4_000_000, true, || {
-        st.lock().unwrap().received >= before + (32 << 20)
-    });
-    let s = st.lock().unwrap();
-    let moved = s.received - before;
-    assert!(moved >= 32 << 20, "steady state moved only {moved} bytes");
-    assert_eq!(s.mismatches, 0, "echoed bytes differ");
-    assert!(!s.closed);
     assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), 1);
-    assert_eq!(
-        allocs, 0,
-        "{allocs} heap allocations while echoing {moved} bytes across lcores"
-    );
-    eprintln!(
-        "cross-core: {moved} bytes echoed in {turns} turns, {took:?} ({:.0} Mbit/s), 0 allocations",
-        moved as f64 * 8.0 / took.as_secs_f64() / 1e6
-    );
 }
 
 /// What the HTTP client saw.
