@@ -1,7 +1,8 @@
-//! Proves the TCP echo and HTTP data paths do not touch the heap once the connection is up: a
-//! counting global allocator watches a ferroplane client stream data through the `tcp-echo`
-//! app (or pipeline requests to the `http` app) of a second ferroplane stack (two lcores driven
-//! from this thread, joined by a ring pair) and check every byte that comes back.
+//! Proves the TCP echo and HTTP data paths do not touch the heap once warmed up: a counting
+//! global allocator watches a ferroplane client stream data through the `tcp-echo` app (or
+//! pipeline requests to the `http` app, or open a new connection per request) of a second
+//! ferroplane stack (two lcores driven from this thread, joined by a ring pair) and check every
+//! byte that comes back.
 
 mod common;
 
@@ -329,5 +330,114 @@ fn http_keep_alive_steady_state_allocates_nothing() {
     eprintln!(
         "{answered} requests answered in {turns} turns, {took:?} ({:.0} req/s), 0 allocations",
         answered as f64 / took.as_secs_f64()
+    );
+}
+
+/// What the connection-churning HTTP client saw.
+#[derive(Default)]
+struct Churn {
+    /// Connections opened.
+    opened: u64,
+    /// Connections that got a whole `200` response with the body and then the server's FIN.
+    completed: u64,
+    /// Responses that were not the expected page.
+    bad: u64,
+    /// Connections that ended otherwise (reset, timeout, refused).
+    failed: u64,
+}
+
+/// Keeps `CHURN_FLOWS` connections busy, each with one `Connection: close` request: reads
+/// the response to the server's FIN, closes, and opens the next one (fixed buffers only).
+struct ChurnClient(Arc<Mutex<Churn>>);
+
+const CHURN_FLOWS: u64 = 4;
+const CLOSE_REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n";
+
+impl TcpApp for ChurnClient {
+    fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+        s.write(CLOSE_REQUEST);
+    }
+    fn on_data(&mut self, _s: &mut TcpSocket<'_>) {
+        // The whole response is read once the server has closed (it fits the buffer).
+    }
+    fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {
+        let mut st = self.0.lock().unwrap();
+        let ok = {
+            let [a, b] = s.peek();
+            let n = a.len() + b.len();
+            b.is_empty()
+                && a.starts_with(b"HTTP/1.1 200 OK\r\n")
+                && a.ends_with(BODY.as_bytes())
+                && n > BODY.len()
+        };
+        let n = s.available();
+        s.consume(n);
+        if ok {
+            st.completed += 1;
+        } else {
+            st.bad += 1;
+        }
+        s.close();
+    }
+    fn on_close(&mut self, _id: SockId, _r: ferroplane::stack::tcp::CloseReason) {
+        // Only sockets the client did not close itself end up here.
+        self.0.lock().unwrap().failed += 1;
+    }
+    fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+        let mut st = self.0.lock().unwrap();
+        let done = st.completed + st.bad + st.failed;
+        while st.opened < done + CHURN_FLOWS {
+            if ctl.connect("198.18.0.1:80".parse().unwrap()).is_err() {
+                break;
+            }
+            st.opened += 1;
+        }
+    }
+}
+
+#[test]
+fn http_connection_per_request_steady_state_allocates_nothing() {
+    let st = Arc::new(Mutex::new(Churn::default()));
+    let app = format!(
+        "name = \"http\"\nports = [80]\nmax_connections = 256\n[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
+        BODY.trim_end().to_string() + "\\n"
+    );
+    let mut stacks = two_stacks(&app, Box::new(ChurnClient(st.clone())));
+    let sgraph = stacks.server_graph.clone();
+    // Warm up: enough connections that every table slot, session and buffer set has been
+    // used (and TIME-WAIT is at its bound) before counting starts.
+    run_until(&mut stacks, 2_000_000, false, || {
+        st.lock().unwrap().completed >= 2_000
+    });
+    let before = st.lock().unwrap().completed;
+    assert!(
+        before >= 2_000,
+        "warm-up completed only {before} connections"
+    );
+    let (turns, took, allocs) = run_until(&mut stacks, 5_000_000, true, || {
+        st.lock().unwrap().completed >= before + 5_000
+    });
+    let s = st.lock().unwrap();
+    let done = s.completed - before;
+    assert!(
+        done >= 5_000,
+        "steady state completed only {done} connections"
+    );
+    assert_eq!(
+        (s.bad, s.failed),
+        (0, 0),
+        "bad responses / failed connections"
+    );
+    assert!(count(&sgraph, "tcp-input", "conn_accepted") >= before + 5_000);
+    // The server closes first, so TIME-WAIT fills its 256-slot table: new connections take
+    // the slots of old TIME-WAIT ones instead of being refused.
+    assert!(count(&sgraph, "tcp-input", "time_wait_reclaimed") > 0);
+    assert_eq!(
+        allocs, 0,
+        "{allocs} heap allocations over {done} connections (one request each)"
+    );
+    eprintln!(
+        "{done} connections (one request each) in {turns} turns, {took:?} ({:.0} conn/s), 0 allocations",
+        done as f64 / took.as_secs_f64()
     );
 }

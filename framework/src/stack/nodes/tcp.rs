@@ -41,7 +41,7 @@ pub fn source_from_env(env: &Arc<StackEnv>) -> SourceFn {
 }
 
 /// Event counters exported from [`LayerStats`], with their names.
-const EVENTS: [&str; 12] = [
+const EVENTS: [&str; 13] = [
     "conn_accepted",
     "conn_connect",
     "conn_connect_failed",
@@ -51,12 +51,13 @@ const EVENTS: [&str; 12] = [
     "rst_sent",
     "accept_table_full",
     "time_wait_overflow",
+    "time_wait_reclaimed",
     "timer_fired",
     "tx_deferred",
     "tx_no_mbuf",
 ];
 
-fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 12] {
+fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 13] {
     [
         s.accepted,
         s.connects,
@@ -67,6 +68,7 @@ fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 12] {
         s.rst_sent,
         s.accept_table_full,
         s.time_wait_overflow,
+        s.time_wait_reclaimed,
         s.timers,
         s.tx_deferred,
         no_mbuf,
@@ -81,7 +83,7 @@ fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 12] {
 /// `bad_options` (malformed options), `no_listener` (answered with a reset), `table_full`
 /// (a SYN while the connection table is full). Other counted events: the layer's
 /// ([`LayerStats`]) as `conn_*`, `rst_sent`, `accept_table_full`, `time_wait_overflow`,
-/// `timer_fired`, `tx_deferred`, and `tx_no_mbuf` (a segment not sent for want of a buffer:
+/// `time_wait_reclaimed`, `timer_fired`, `tx_deferred`, and `tx_no_mbuf` (a segment not sent for want of a buffer:
 /// the engine retransmits it); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
 pub struct TcpInput {
     env: Arc<StackEnv>,
@@ -90,8 +92,8 @@ pub struct TcpInput {
     ident: u16,
     ttl: u8,
     no_mbuf: u64,
-    exported: [u64; 12],
-    events: [DropId; 12],
+    exported: [u64; 13],
+    events: [DropId; 13],
     /// The applications' counters: event id and the total last exported (sized at init).
     app_events: Vec<(DropId, u64)>,
     truncated: DropId,
@@ -113,8 +115,8 @@ impl TcpInput {
             ident: 0,
             ttl: env.params.ttl,
             no_mbuf: 0,
-            exported: [0; 12],
-            events: [DropId::placeholder(); 12],
+            exported: [0; 13],
+            events: [DropId::placeholder(); 13],
             app_events: Vec::new(),
             truncated: DropId::placeholder(),
             bad_address: DropId::placeholder(),

@@ -80,6 +80,8 @@ pub struct LayerStats {
     pub accept_table_full: u64,
     /// Connections freed on entering TIME-WAIT because `max_time_wait` were already there.
     pub time_wait_overflow: u64,
+    /// TIME-WAIT connections freed early to make room for a new one (the table was full).
+    pub time_wait_reclaimed: u64,
     /// Timer expiries handled.
     pub timers: u64,
     /// Times output stopped because the sink was full (resumed on the next poll).
@@ -299,6 +301,8 @@ struct Core {
     deferred: Vec<u32>,
     listeners: Vec<ListenerEntry>,
     time_wait: usize,
+    /// Where the next search for a TIME-WAIT slot to reclaim starts.
+    reclaim_at: usize,
     next_ephemeral: u16,
     stats: LayerStats,
 }
@@ -358,6 +362,7 @@ impl TcpLayer {
                 deferred: Vec::with_capacity(cap),
                 listeners: Vec::new(),
                 time_wait: 0,
+                reclaim_at: 0,
                 next_ephemeral: params.ephemeral.0,
                 stats: LayerStats::default(),
             },
@@ -534,7 +539,7 @@ impl TcpLayer {
             return InputOutcome::NoListener;
         };
         let is_syn = seg.has(TcpFlags::SYN) && !seg.has(TcpFlags::ACK);
-        if is_syn && c.free.is_empty() {
+        if is_syn && c.free.is_empty() && !c.reclaim_time_wait() {
             c.stats.syn_table_full += 1;
             return InputOutcome::TableFull;
         }
@@ -648,6 +653,9 @@ impl Core {
         app: AppId,
         port_hint: u16,
     ) -> Result<SockId, Connection> {
+        if self.free.is_empty() {
+            self.reclaim_time_wait();
+        }
         let Some(slot) = self.free.pop() else {
             return Err(conn);
         };
@@ -666,6 +674,27 @@ impl Core {
         self.conns[slot as usize] = Some(conn);
         self.index.insert(&key, slot);
         Ok(id)
+    }
+
+    /// With the table full, frees one connection in TIME-WAIT (the next one found from a
+    /// rotating position) so a new connection can take its slot: TIME-WAIT only guards
+    /// against old duplicates of its 4-tuple, it must not lock new peers out for 2 MSL.
+    /// Returns whether a slot was freed.
+    fn reclaim_time_wait(&mut self) -> bool {
+        if self.time_wait == 0 {
+            return false;
+        }
+        let n = self.metas.len();
+        for k in 0..n {
+            let s = (self.reclaim_at + k) % n;
+            if self.metas[s].in_time_wait && !self.metas[s].dirty && !self.metas[s].deferred {
+                self.reclaim_at = (s + 1) % n;
+                self.stats.time_wait_reclaimed += 1;
+                self.release(s as u32);
+                return true;
+            }
+        }
+        false
     }
 
     fn release(&mut self, slot: u32) {
