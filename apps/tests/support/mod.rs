@@ -2,4 +2,5 @@
 //! (or `#[path = "support/mod.rs"] mod support;`).
 
 pub mod ferroplane;
+pub mod impair_relay;
 pub mod netns;
