@@ -254,6 +254,9 @@ pub struct Connection {
     rescued: bool,
     recovery_cwnd: u32,
     dupacks: u32,
+    /// Limited transmit (RFC 3042): new segments allowed beyond `cwnd` (0 to 2), one per
+    /// duplicate ACK (or, with SACK, per ACK that SACKs new data) outside recovery.
+    limited_tx: u32,
 
     // Timers (absolute deadlines) and their counters.
     rto_at: Option<u64>,
@@ -398,6 +401,7 @@ impl Connection {
             rescued: false,
             recovery_cwnd: 0,
             dupacks: 0,
+            limited_tx: 0,
             rto_at: None,
             retries: 0,
             persist_at: None,
@@ -887,6 +891,7 @@ impl Connection {
                 self.sb.clear();
                 self.high_rxt = self.snd_una;
                 self.dupacks = 0;
+                self.limited_tx = 0;
                 self.recover = self.snd_max;
                 self.snd_nxt = self.snd_una;
             }
@@ -1466,7 +1471,17 @@ impl Connection {
         let max_seg = self.max_payload() as usize;
         let mut usable = match budget {
             Some(room) => self.snd_wnd.saturating_sub(in_flight).min(room) as usize,
-            None => self.snd_wnd.min(self.cwnd()).saturating_sub(in_flight) as usize,
+            None => {
+                // Limited transmit: only new data, only outside recovery.
+                let lt = if self.in_recovery || retransmission {
+                    0
+                } else {
+                    self.limited_tx * self.mss
+                };
+                self.snd_wnd
+                    .min(self.cwnd().saturating_add(lt))
+                    .saturating_sub(in_flight) as usize
+            }
         };
         if retransmission && in_flight == 0 {
             // The first segment after a timeout goes even into a closed window.
@@ -1910,6 +1925,7 @@ impl Connection {
                 self.cc.on_ack(acked, now);
             }
             self.dupacks = 0;
+            self.limited_tx = 0;
             self.rto_at = if self.snd_una == self.snd_max {
                 None
             } else {
@@ -1920,18 +1936,29 @@ impl Connection {
                 self.events |= EV_WRITABLE;
             }
         }
+        let sacked_before = self.sb.sacked_bytes();
         if self.sack_ok {
             self.update_scoreboard(seg);
         }
         if advanced {
             // Handled above.
-        } else if ack == self.snd_una
-            && seg.payload.is_empty()
-            && !seg.has(TcpFlags::FIN)
-            && wnd == self.snd_wnd
-            && self.snd_max != self.snd_una
-        {
-            self.on_dupack(now);
+        } else {
+            let dupack = ack == self.snd_una
+                && seg.payload.is_empty()
+                && !seg.has(TcpFlags::FIN)
+                && wnd == self.snd_wnd
+                && self.snd_max != self.snd_una;
+            // RFC 6675's DupAck: an ACK that SACKs new data, even with a payload or a window
+            // change (so piggybacked ACKs of a two-way transfer count too).
+            let new_sack = self.sack_ok
+                && self.snd_max != self.snd_una
+                && self.sb.sacked_bytes() > sacked_before;
+            if (dupack || new_sack) && !self.in_recovery {
+                self.limited_tx = (self.limited_tx + 1).min(2);
+            }
+            if dupack {
+                self.on_dupack(now);
+            }
         }
         // SACK loss detection (RFC 6675 §5): enough SACKed above SND.UNA marks it lost even
         // before three duplicate ACKs (or when window updates keep ACKs from counting).
@@ -1992,9 +2019,14 @@ impl Connection {
     /// `HighRxt = HighACK`), RFC 6582 NewReno fast recovery without (§3.2 step 2).
     fn enter_recovery(&mut self, now: u64) {
         self.recover = self.snd_max;
-        let flight = self.snd_max.since(self.snd_una);
+        let mut flight = self.snd_max.since(self.snd_una);
+        if self.limited_tx > 0 {
+            // Segments sent by limited transmit do not count (RFC 5681 §3.2 step 2).
+            flight = flight.min(self.cc.cwnd());
+        }
         self.cc.on_congestion_event(flight, now);
         self.in_recovery = true;
+        self.limited_tx = 0;
         self.recovery_cwnd = self.cc.cwnd() + 3 * self.mss;
         self.high_rxt = self.snd_una;
         self.rescued = false;

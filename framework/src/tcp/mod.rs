@@ -45,7 +45,10 @@
 //!   in the receive ring itself, tracked by a bounded list of ranges, bounded in bytes.
 //! * RTO per RFC 6298 (min 200 ms by default, max 60 s, Karn's rule, backoff), fast
 //!   retransmit on the third duplicate ACK, over a [`CongestionControl`] trait; initial
-//!   window 10 segments (RFC 6928).
+//!   window 10 segments (RFC 6928). Limited transmit (RFC 3042): the first two duplicate
+//!   ACKs (with SACK, ACKs that SACK new data, payload or not) each release one new segment
+//!   beyond cwnd, not counted in the flight that sets ssthresh, so a loss in a small window
+//!   still gets its three duplicates instead of a timeout.
 //! * SACK-based loss recovery (RFC 6675) when SACK was negotiated: a scoreboard of SACKed
 //!   ranges with a fixed capacity (32 ranges, allocated with the connection; received
 //!   blocks are validated against `[SND.UNA, SND.MAX]` and invalid ones counted),

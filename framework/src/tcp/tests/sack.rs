@@ -156,6 +156,37 @@ fn several_losses_in_one_window_repaired_in_one_round_trip() {
     );
 }
 
+/// Limited transmit (RFC 3042, RFC 5681 §3.2): with a window of three segments and the
+/// first one lost, the two ACKs for the others each release one new segment, so enough is
+/// SACKed above the hole to retransmit it within a few round trips instead of waiting for
+/// the retransmission timeout (200 ms here). Under heavy loss (the netem interop test) small
+/// windows are the common case.
+#[test]
+fn limited_transmit_repairs_a_loss_in_a_small_window_without_a_timeout() {
+    let cfg = TcpConfig {
+        initial_window_segments: 3,
+        ..TcpConfig::default()
+    };
+    let r = transfer_with_drops(&cfg, 20 * 1448, &[0], 5 * SEC);
+    let a = *r.sim.ra().stats();
+    assert_eq!(a.rto_expirations, 0, "{a:?}");
+    assert_eq!(a.fast_retransmits, 1, "{a:?}");
+    assert_eq!(r.lost_bytes, 1448);
+    let first = r.sim.sent_by(0).find(|x| x.payload_len > 0).unwrap().time;
+    assert!(
+        r.resent_at[0] - first < 4 * RTT,
+        "resent {} ms after the first send",
+        (r.resent_at[0] - first) / MS
+    );
+    // Without SACK the two duplicate ACKs release new data too, and their duplicate ACKs
+    // make the third.
+    let no_sack = TcpConfig { sack: false, ..cfg };
+    let r = transfer_with_drops(&no_sack, 20 * 1448, &[0], 5 * SEC);
+    let a = *r.sim.ra().stats();
+    assert_eq!(a.rto_expirations, 0, "{a:?}");
+    assert_eq!(a.fast_retransmits, 1, "{a:?}");
+}
+
 #[test]
 fn bulk_with_every_impairment_and_sack() {
     let link = LinkConfig {
@@ -170,6 +201,12 @@ fn bulk_with_every_impairment_and_sack() {
         let mut r = bulk(seed, link, 1 << 20, &cfg, &cfg, 5 * SEC);
         let a = *r.sim.a().stats();
         assert!(a.sack_recoveries > 0, "{a:?}");
+        // B is done when it has read the FIN; A's scoreboard empties once the last ACK
+        // reaches it (it may still be on the way, or lost and the FIN resent).
+        let t = r.sim.now;
+        assert!(r
+            .sim
+            .run_until(t + 5 * SEC, |s| s.ra().bytes_in_flight() == 0));
         assert!(r.sim.a().sack_scoreboard_len() == 0);
         eprintln!("seed {seed}: {} ms, {a:?}", r.elapsed / MS);
     }

@@ -168,13 +168,17 @@ fn fast_retransmit_after_exactly_three_duplicate_acks() {
     assert_eq!(first.len(), 10, "initial window of 10 segments");
     assert!(first.iter().all(|s| s.payload.len() == mss));
     let una = p.ack;
-    // The first segment is lost; the next ones produce duplicate ACKs.
+    // The first segment is lost; the next ones produce duplicate ACKs. The first two do not
+    // retransmit, but each sends one new segment beyond cwnd (limited transmit, RFC 3042).
     let dup = p.ack_seg();
-    for i in 1..=2 {
-        a.on_segment(&dup, 30 * MS + i);
-        assert!(
-            drain(&mut a, 30 * MS + i).is_empty(),
-            "no retransmit on dupack {i}"
+    for i in 1..=2u32 {
+        a.on_segment(&dup, 30 * MS + i as u64);
+        let out = drain(&mut a, 30 * MS + i as u64);
+        let seqs: Vec<_> = out.iter().map(|s| s.header.seq).collect();
+        assert_eq!(
+            seqs,
+            [una + (9 + i) * mss as u32],
+            "dupack {i}: one new segment, no retransmit"
         );
     }
     // Not a duplicate: carries data, or changes the window.
@@ -192,22 +196,20 @@ fn fast_retransmit_after_exactly_three_duplicate_acks() {
     assert_eq!(rtx[0].payload, &data[..mss]);
     assert_eq!(a.stats().fast_retransmits, 1);
     assert!(a.in_recovery());
+    // The two limited-transmit segments do not count in the flight that sets ssthresh
+    // (RFC 5681 §3.2 step 2).
     let flight = 10 * mss as u32;
     assert_eq!(a.ssthresh(), flight / 2);
     assert_eq!(a.cwnd(), flight / 2 + 3 * mss as u32);
-    // Further duplicates inflate the window by one MSS each: new data goes out once the
-    // inflated window exceeds the flight (RFC 6582 step 4).
+    // Further duplicates inflate the window by one MSS each (RFC 6582 step 4): new data
+    // would go once it exceeds the flight, 12 segments with the limited-transmit ones.
     let mut sent_new = Vec::new();
     for i in 0..4u64 {
         a.on_segment(&dup, 31 * MS + i);
         sent_new.extend(drain(&mut a, 31 * MS + i).into_iter().map(|s| s.header.seq));
     }
     assert_eq!(a.cwnd(), flight / 2 + 7 * mss as u32);
-    assert_eq!(
-        sent_new,
-        [una + 10 * mss as u32, una + 11 * mss as u32],
-        "cwnd 12·MSS over 10 in flight"
-    );
+    assert_eq!(sent_new, [], "cwnd 12·MSS over 12 in flight");
     // A partial ACK (the retransmission filled the first hole; the 4th segment was lost
     // too): retransmit the next hole at once.
     let mut q = p.clone();
@@ -220,12 +222,12 @@ fn fast_retransmit_after_exactly_three_duplicate_acks() {
     let seqs: Vec<_> = rtx2.iter().map(|s| s.header.seq).collect();
     assert_eq!(seqs, [una + 3 * mss as u32, una + 12 * mss as u32]);
     assert!(a.in_recovery());
-    // The full ACK (everything up to the recovery point) ends recovery with
-    // cwnd = min(ssthresh, flight + MSS) = min(5, 3 + 1) MSS.
-    q.ack = una + 10 * mss as u32;
+    // The full ACK (everything up to the recovery point, the limited-transmit segments
+    // included) ends recovery with cwnd = min(ssthresh, flight + MSS) = min(5, 1 + 1) MSS.
+    q.ack = una + 12 * mss as u32;
     a.on_segment(&q.ack_seg(), 60 * MS);
     assert!(!a.in_recovery());
-    assert_eq!(a.cwnd(), 4 * mss as u32);
+    assert_eq!(a.cwnd(), 2 * mss as u32);
     assert_eq!(a.stats().fast_retransmits, 1);
     assert_eq!(a.stats().rto_expirations, 0);
 }
