@@ -812,7 +812,7 @@ fn read_ring(d: &mut Diag, t: &mut Table<'_, '_>) -> RawDriver {
 
 /// Makes an integer that is not a power of two bad (`key` names it in the message); the range
 /// has been checked, and its bounds are powers of two.
-fn power_of_two(d: &mut Diag, got: Got<u32>, key: &str) -> Got<u32> {
+pub(super) fn power_of_two(d: &mut Diag, got: Got<u32>, key: &str) -> Got<u32> {
     got.and_then(|n| {
         if n.v.is_power_of_two() {
             Some(n)

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
-use super::{name, read_duration, table_array, unicast_mac};
+use super::{name, power_of_two, read_duration, table_array, unicast_mac};
 use crate::config::reader::{describe, int, string, suggest, At, Diag, Got, Span, Table, Val};
 use crate::config::{AclAction, AclRule, Ipv4Cidr, RouteAction, StackConfig};
 
@@ -728,25 +728,8 @@ pub(in crate::config) fn read_stack(d: &mut Diag, root: &mut Table<'_, '_>) -> O
         )
         .or(t.dflt("arp_hold", dflt.arp_hold));
     const NEIGH_HINT: &str = "a power of two from 16 to 1048576, like neighbours_max = 4096";
-    let neighbours_max = t
-        .int(d, "neighbours_max", 16u32, 1 << 20, NEIGH_HINT)
-        .and_then(|n| {
-            if n.v.is_power_of_two() {
-                Some(n)
-            } else {
-                d.error(
-                    &n.path,
-                    &n.span,
-                    format!("neighbours_max must be a power of two, got {}", n.v),
-                    format!(
-                        "use {} or {}",
-                        n.v.next_power_of_two() / 2,
-                        n.v.next_power_of_two()
-                    ),
-                );
-                None
-            }
-        })
+    let neighbours_max = t.int(d, "neighbours_max", 16u32, 1 << 20, NEIGH_HINT);
+    let neighbours_max = power_of_two(d, neighbours_max, "neighbours_max")
         .or(t.dflt("neighbours_max", dflt.neighbours_max));
     let reassembly_timeout = duration_in(
         d,
@@ -803,26 +786,9 @@ pub(in crate::config) fn read_stack(d: &mut Diag, root: &mut Table<'_, '_>) -> O
         .or(t.dflt("ttl", dflt.ttl));
     const HANDOFF_HINT: &str =
         "slots per ring between two TCP lcores, a power of two from 64 to 65536, like handoff_ring = 1024";
-    let handoff_ring = t
-        .int(d, "handoff_ring", 64u32, 65536, HANDOFF_HINT)
-        .and_then(|n| {
-            if n.v.is_power_of_two() {
-                Some(n)
-            } else {
-                d.error(
-                    &n.path,
-                    &n.span,
-                    format!("handoff_ring must be a power of two, got {}", n.v),
-                    format!(
-                        "use {} or {}",
-                        n.v.next_power_of_two() / 2,
-                        n.v.next_power_of_two()
-                    ),
-                );
-                None
-            }
-        })
-        .or(t.dflt("handoff_ring", dflt.handoff_ring));
+    let handoff_ring = t.int(d, "handoff_ring", 64u32, 65536, HANDOFF_HINT);
+    let handoff_ring =
+        power_of_two(d, handoff_ring, "handoff_ring").or(t.dflt("handoff_ring", dflt.handoff_ring));
     t.finish(d);
     Some(StackConfig {
         arp_timeout: arp_timeout?,
