@@ -90,23 +90,7 @@ ipv4 = ["198.18.0.1/24"]
     );
     wait_reachable(&peer, "198.18.0.1", &mut fp);
 
-    let data = random_bytes(1 << 20, 0x5eed_0001);
-    let t0 = Instant::now();
-    let (back, err) = socat_tcp(&peer, "198.18.0.1:7", &data, Duration::from_secs(60));
-    let took = t0.elapsed();
-    assert_eq!(
-        back.len(),
-        data.len(),
-        "got {} of {} bytes back; socat: {err}\n{}",
-        back.len(),
-        data.len(),
-        fp.log()
-    );
-    assert!(back == data, "echoed bytes differ");
-    eprintln!(
-        "{driver}: 1 MiB echoed through Linux socat in {took:?} ({:.1} Mbit/s each way)",
-        data.len() as f64 * 8.0 / took.as_secs_f64() / 1e6
-    );
+    echo_a_mebibyte(&peer, &fp, 0x5eed_0001, driver);
     // The other port, a small exchange.
     let small = b"ferroplane says hello over TCP\n".repeat(10);
     let (back, err) = socat_tcp(&peer, "198.18.0.1:9007", &small, Duration::from_secs(20));
@@ -124,6 +108,28 @@ ipv4 = ["198.18.0.1/24"]
     fp.assert_running();
     let log = fp.stop();
     assert!(log.contains("tcp-input"), "final report:\n{log}");
+}
+
+/// Sends 1 MiB of random bytes (from `seed`) to the echo on 198.18.0.1:7 with socat in `peer`
+/// and checks every byte comes back; prints the rate under `label`.
+fn echo_a_mebibyte(peer: &Netns, fp: &Ferroplane, seed: u64, label: &str) {
+    let data = random_bytes(1 << 20, seed);
+    let t0 = Instant::now();
+    let (back, err) = socat_tcp(peer, "198.18.0.1:7", &data, Duration::from_secs(60));
+    let took = t0.elapsed();
+    assert_eq!(
+        back.len(),
+        data.len(),
+        "got {} of {} bytes back; socat: {err}\n{}",
+        back.len(),
+        data.len(),
+        fp.log()
+    );
+    assert!(back == data, "echoed bytes differ");
+    eprintln!(
+        "{label}: 1 MiB echoed through Linux socat in {took:?} ({:.1} Mbit/s each way)",
+        data.len() as f64 * 8.0 / took.as_secs_f64() / 1e6
+    );
 }
 
 #[test]
@@ -160,23 +166,7 @@ ipv4 = ["198.18.0.1/24"]
     let mut fp = Ferroplane::start(&dut, &cfg);
     wait_reachable(&peer, "198.18.0.1", &mut fp);
 
-    let data = random_bytes(1 << 20, 0x5eed_0a99);
-    let t0 = Instant::now();
-    let (back, err) = socat_tcp(&peer, "198.18.0.1:7", &data, Duration::from_secs(60));
-    let took = t0.elapsed();
-    assert_eq!(
-        back.len(),
-        data.len(),
-        "got {} of {} bytes back; socat: {err}\n{}",
-        back.len(),
-        data.len(),
-        fp.log()
-    );
-    assert!(back == data, "echoed bytes differ");
-    eprintln!(
-        "app lcore: 1 MiB echoed through Linux socat in {took:?} ({:.1} Mbit/s each way)",
-        data.len() as f64 * 8.0 / took.as_secs_f64() / 1e6
-    );
+    echo_a_mebibyte(&peer, &fp, 0x5eed_0a99, "app lcore");
     // Four connections at once (the bridge interleaves their events on one ring pair).
     let streams: Vec<Vec<u8>> = (0..4)
         .map(|i| random_bytes(256 << 10, 0x5eed_0b00 + i))
