@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use support::ferroplane::{
-    config, full_checksums, out, random_bytes, tools, wait_reachable, Ferroplane, T,
+    config, full_checksums, out, random_bytes, tools, wait_reachable, wrk_clean, Ferroplane, T,
 };
 use support::netns::{wait_for, End, Netns, VethPair};
 
@@ -147,31 +147,7 @@ content_type = "application/octet-stream"
     assert!(r.starts_with("HTTP/1.1 400"), "no Host: {r:?}");
 
     // wrk, bounded: keep-alive load on 16 connections for 3 s.
-    let o = peer
-        .run(
-            &[
-                "wrk",
-                "-t1",
-                "-c16",
-                "-d3s",
-                "--timeout",
-                "2s",
-                "http://198.18.0.1/",
-            ],
-            Duration::from_secs(30),
-        )
-        .unwrap();
-    let w = out(&o);
-    assert!(o.status.success(), "wrk: {w}");
-    assert!(!w.contains("Socket errors"), "wrk saw socket errors:\n{w}");
-    assert!(!w.contains("Non-2xx"), "wrk saw errors:\n{w}");
-    let reqs: u64 = w
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(reqs > 100, "wrk made only {reqs} requests:\n{w}");
+    let (reqs, w) = wrk_clean(&peer, 1, 16);
     eprintln!("{driver}: wrk -c16 3 s: {reqs} requests\n{w}");
 
     // Still serving after all that.

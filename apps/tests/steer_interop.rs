@@ -14,7 +14,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use support::ferroplane::{full_checksums, out, tools, wait_reachable, Ferroplane, T};
+use support::ferroplane::{full_checksums, out, tools, wait_reachable, wrk_clean, Ferroplane, T};
 use support::netns::{End, Netns, VethPair};
 
 const METRICS: &str = "127.0.0.1:9100";
@@ -131,31 +131,7 @@ fn http_on_two_lcores(driver: &str) {
     assert_eq!(ok, n, "curl answers: {}\n{}", out(&o), fp.log());
 
     // wrk, bounded: 32 keep-alive connections on 2 threads for 3 s.
-    let o = peer
-        .run(
-            &[
-                "wrk",
-                "-t2",
-                "-c32",
-                "-d3s",
-                "--timeout",
-                "2s",
-                "http://198.18.0.1/",
-            ],
-            Duration::from_secs(30),
-        )
-        .unwrap();
-    let w = out(&o);
-    assert!(o.status.success(), "wrk: {w}");
-    assert!(!w.contains("Socket errors"), "wrk saw socket errors:\n{w}");
-    assert!(!w.contains("Non-2xx"), "wrk saw errors:\n{w}");
-    let reqs: u64 = w
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    assert!(reqs > 100, "wrk made only {reqs} requests:\n{w}");
+    let (reqs, _) = wrk_clean(&peer, 2, 32);
 
     let accepted = events(&dut, "tcp-input", "conn_accepted");
     let handed = events(&dut, "tcp-handoff", "handed_off");

@@ -177,3 +177,36 @@ pub fn wait_reachable(ns: &Netns, dst: &str, fp: &mut Ferroplane) {
     });
     assert!(ok, "{dst} never answered ping:\n{}", fp.log());
 }
+
+/// Runs `wrk` for 3 s against http://198.18.0.1/ from `peer` with `threads` threads and
+/// `conns` connections, asserts it saw no socket errors, no non-2xx answers and more than 100
+/// requests, and returns the request count and wrk's report.
+pub fn wrk_clean(peer: &Netns, threads: u32, conns: u32) -> (u64, String) {
+    let (t, c) = (format!("-t{threads}"), format!("-c{conns}"));
+    let o = peer
+        .run(
+            &[
+                "wrk",
+                &t,
+                &c,
+                "-d3s",
+                "--timeout",
+                "2s",
+                "http://198.18.0.1/",
+            ],
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let w = out(&o);
+    assert!(o.status.success(), "wrk: {w}");
+    assert!(!w.contains("Socket errors"), "wrk saw socket errors:\n{w}");
+    assert!(!w.contains("Non-2xx"), "wrk saw errors:\n{w}");
+    let reqs: u64 = w
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(reqs > 100, "wrk made only {reqs} requests:\n{w}");
+    (reqs, w)
+}
