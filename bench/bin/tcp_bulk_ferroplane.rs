@@ -103,6 +103,8 @@ impl TcpApp for Client {
 struct Sink {
     pat: Arc<[u8]>,
     received: Arc<AtomicU64>,
+    /// Of those, bytes read in place in the received packets (the rest came from the ring).
+    in_place: Arc<AtomicU64>,
     bad: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
 }
@@ -135,6 +137,8 @@ impl TcpApp for Sink {
         };
         s.consume(n);
         self.received.store(at + n as u64, Ordering::Relaxed);
+        self.in_place
+            .store(s.connection().stats().bytes_in_place, Ordering::Relaxed);
     }
     fn on_close(&mut self, _id: SockId, r: CloseReason) {
         *self.failed.lock().unwrap() = Some(format!("server connection ended: {r:?}"));
@@ -259,6 +263,7 @@ fn run(total: u64, mtu: u16, buffer: usize, burst: usize, stats: bool) -> Result
     .map_err(|e| e.to_string())?;
     let pat = pattern();
     let received = Arc::new(AtomicU64::new(0));
+    let in_place = Arc::new(AtomicU64::new(0));
     let bad = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(Mutex::new(None));
     let tcfg = TcpConfig {
@@ -273,6 +278,7 @@ fn run(total: u64, mtu: u16, buffer: usize, burst: usize, stats: bool) -> Result
         apps: vec![Box::new(Sink {
             pat: pat.clone(),
             received: received.clone(),
+            in_place: in_place.clone(),
             bad: bad.clone(),
             failed: failed.clone(),
         })],
@@ -335,6 +341,11 @@ fn run(total: u64, mtu: u16, buffer: usize, burst: usize, stats: bool) -> Result
     if stats {
         print_stats("client", &cmon);
         print_stats("server", &smon);
+        eprintln!(
+            "server read {} of {} bytes in place (in the received mbufs)",
+            in_place.load(Ordering::Relaxed),
+            received.load(Ordering::Relaxed)
+        );
     }
     let got = received.load(Ordering::Relaxed);
     if bad.load(Ordering::Relaxed) {

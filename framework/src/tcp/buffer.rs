@@ -139,6 +139,9 @@ pub(crate) struct RecvBuffer {
     max_ooo_bytes: usize,
     ooo_bytes: usize,
     stamp: u64,
+    /// In-order bytes at the tail counted in `ring.len` but not written yet (see
+    /// [`lend`](Self::lend)).
+    lent: usize,
 }
 
 impl RecvBuffer {
@@ -150,6 +153,7 @@ impl RecvBuffer {
             max_ooo_bytes,
             ooo_bytes: 0,
             stamp: 0,
+            lent: 0,
         }
     }
 
@@ -165,6 +169,7 @@ impl RecvBuffer {
         self.max_ooo_bytes = max_ooo_bytes;
         self.ooo_bytes = 0;
         self.stamp = 0;
+        self.lent = 0;
         self
     }
 
@@ -264,6 +269,36 @@ impl RecvBuffer {
         Ok(0)
     }
 
+    /// True when `n` in-order bytes may be lent instead of written: the buffer holds nothing
+    /// else (no unread and no out-of-order bytes), so the loan is all there is to read.
+    pub(crate) fn can_lend(&self) -> bool {
+        self.ring.len == 0 && self.ranges.is_empty()
+    }
+
+    /// Counts `n` in-order bytes as received without writing them: they stay in the
+    /// caller's buffer until [`settle`](Self::settle). Only when [`can_lend`](Self::can_lend).
+    pub(crate) fn lend(&mut self, n: usize) {
+        debug_assert!(self.can_lend() && n <= self.free());
+        self.ring.len = n;
+        self.lent = n;
+    }
+
+    /// Bytes lent and not settled yet.
+    #[cfg(test)]
+    pub(crate) fn lent(&self) -> usize {
+        self.lent
+    }
+
+    /// Ends a loan: the application read the first `read` lent bytes; `rest` (the others, in
+    /// order) is written into the ring.
+    pub(crate) fn settle(&mut self, read: usize, rest: &[u8]) {
+        debug_assert_eq!(read + rest.len(), self.lent);
+        debug_assert_eq!(self.ring.len, self.lent);
+        self.ring.consume(read);
+        self.ring.write_at(0, rest);
+        self.lent = 0;
+    }
+
     /// Up to `max` SACK blocks, the most recently extended range first (RFC 2018 §4).
     pub(crate) fn sack_blocks(&self, max: usize) -> SackBlocks {
         let mut blocks = [(0u32, 0u32); 4];
@@ -291,16 +326,19 @@ impl RecvBuffer {
 
     /// The unread in-order bytes, as up to two slices.
     pub(crate) fn peek(&self) -> [&[u8]; 2] {
+        debug_assert_eq!(self.lent, 0, "peek during a loan");
         self.ring.slices(0, self.ring.len)
     }
 
     /// Releases `n` bytes the application has read.
     pub(crate) fn consume(&mut self, n: usize) {
+        debug_assert_eq!(self.lent, 0, "consume during a loan");
         self.ring.consume(n.min(self.ring.len));
     }
 
     /// Copies unread bytes into `out` and releases them; returns the count.
     pub(crate) fn read(&mut self, out: &mut [u8]) -> usize {
+        debug_assert_eq!(self.lent, 0, "read during a loan");
         let n = out.len().min(self.ring.len);
         let [a, b] = self.ring.slices(0, n);
         out[..a.len()].copy_from_slice(a);
@@ -366,6 +404,32 @@ mod tests {
         assert_eq!([a, b].concat(), b"WXYZabcdef");
         r.consume(100);
         assert_eq!((r.len(), r.free(), r.has_ooo()), (0, 64, false));
+    }
+
+    #[test]
+    fn lent_bytes_take_space_and_only_the_unread_rest_is_copied() {
+        let mut r = RecvBuffer::new(16, 4, 16);
+        assert!(r.can_lend());
+        r.lend(10);
+        assert_eq!((r.len(), r.free(), r.lent()), (10, 6, 10));
+        // The application read four of "0123456789"; the rest lands in the ring.
+        r.settle(4, b"456789");
+        assert_eq!((r.len(), r.lent()), (6, 0));
+        let [a, b] = r.peek();
+        assert_eq!([a, b].concat(), b"456789");
+        assert!(!r.can_lend());
+        r.consume(6);
+        // A loan read completely leaves nothing; the ring wraps correctly after it.
+        r.lend(16);
+        r.settle(16, b"");
+        assert_eq!((r.len(), r.free()), (0, 16));
+        assert_eq!(r.insert(Seq(0), Seq(0), b"abcdefghij"), Ok(10));
+        let [a, b] = r.peek();
+        assert_eq!([a, b].concat(), b"abcdefghij");
+        // Out-of-order bytes forbid a loan (the loan must be all there is to read).
+        r.consume(10);
+        assert_eq!(r.insert(Seq(10), Seq(12), b"x"), Ok(0));
+        assert!(!r.can_lend());
     }
 
     #[test]

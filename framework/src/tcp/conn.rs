@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddrV4;
+use std::ops::Range;
 
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::cc::{Congestion, CongestionAlgorithm, CongestionControl};
@@ -131,6 +132,9 @@ pub struct ConnectionStats {
     pub bytes_out: u64,
     /// Payload bytes delivered in order to the receive buffer.
     pub bytes_in: u64,
+    /// Of `bytes_in`, those the application read in place, in the received packet, without
+    /// a copy into the receive buffer (see [`Connection::on_segment_lending`]).
+    pub bytes_in_place: u64,
     /// Data segments (or FINs) sent again.
     pub retransmits: u64,
     /// Fast retransmits (third duplicate ACK, or `IsLost` with SACK): loss recoveries
@@ -288,6 +292,11 @@ pub struct Connection {
 
     events: u8,
     want_writable: bool,
+    /// During [`Connection::on_segment_lending`]: the address of the segment's payload, so
+    /// the lent part can be named by its offset in it.
+    lend_base: Option<usize>,
+    /// The lent part of the segment being handled, as a range of its payload.
+    lent: Option<Range<usize>>,
     stats: ConnectionStats,
 }
 
@@ -424,6 +433,8 @@ impl Connection {
             last_rx: now,
             last_tx: now,
             events: 0,
+            lend_base: None,
+            lent: None,
             want_writable: false,
             stats: ConnectionStats::default(),
         }
@@ -1585,6 +1596,40 @@ impl Connection {
     /// Processes one received segment addressed to this connection (the caller has matched
     /// the 4-tuple and verified the checksum).
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, now: u64) {
+        self.on_segment_inner(seg, now)
+    }
+
+    /// Like [`on_segment`](Self::on_segment), but in-order payload that finds the receive
+    /// buffer empty is *lent* rather than copied: it counts as received (window, ACK) while
+    /// it stays where it is, and the returned range of `seg.payload` is what the
+    /// application may read in place. The caller must then call
+    /// [`settle_loan`](Self::settle_loan) before anything else touches this connection;
+    /// until then the receive buffer cannot be read through the engine.
+    ///
+    /// Data is lent only when nothing but readable/writable events is pending (so an
+    /// application never sees data before its connect/accept callback).
+    pub fn on_segment_lending(&mut self, seg: &TcpSegment<'_>, now: u64) -> Option<Range<usize>> {
+        self.lend_base = Some(seg.payload.as_ptr() as usize);
+        self.on_segment_inner(seg, now);
+        self.lend_base = None;
+        self.lent.take()
+    }
+
+    /// Ends a loan from [`on_segment_lending`](Self::on_segment_lending): the application
+    /// read the first `read` lent bytes, and `rest` (the lent bytes after those) is copied
+    /// into the receive buffer.
+    pub fn settle_loan(&mut self, read: usize, rest: &[u8]) {
+        self.rbuf.settle(read, rest);
+        self.stats.bytes_in_place += read as u64;
+        if read > 0 {
+            self.after_read();
+        }
+        if self.rbuf.len() == 0 {
+            self.events &= !EV_READABLE;
+        }
+    }
+
+    fn on_segment_inner(&mut self, seg: &TcpSegment<'_>, now: u64) {
         self.stats.segments_in += 1;
         match self.state {
             State::Closed => return,
@@ -2049,6 +2094,19 @@ impl Connection {
 
     fn receive_data(&mut self, seq: Seq, payload: &[u8], now: u64) {
         let had_ooo = self.rbuf.has_ooo();
+        if let Some(base) = self.lend_base {
+            if seq == self.rcv_nxt
+                && self.rbuf.can_lend()
+                && self.events & !(EV_READABLE | EV_WRITABLE) == 0
+            {
+                self.rbuf.lend(payload.len());
+                let at = payload.as_ptr() as usize - base;
+                self.lent = Some(at..at + payload.len());
+                let n = payload.len() as u32;
+                self.received_in_order(n, n, had_ooo, now);
+                return;
+            }
+        }
         if seq != self.rcv_nxt {
             match self.rbuf.insert(self.rcv_nxt, seq, payload) {
                 Ok(_) => self.stats.ooo_segments += 1,
@@ -2063,18 +2121,21 @@ impl Connection {
             Ok(n) => n,
             Err(_) => return,
         };
+        self.received_in_order(adv, payload.len() as u32, had_ooo, now);
+    }
+
+    /// Bookkeeping for in-order data: `adv` bytes more are readable (more than the
+    /// segment's `seg_len` when it filled a gap), then the ACK decision.
+    fn received_in_order(&mut self, adv: u32, seg_len: u32, had_ooo: bool, now: u64) {
         self.rcv_nxt += adv;
         self.stats.bytes_in += adv as u64;
         self.events |= EV_READABLE;
-        self.rcv_mss = self
-            .rcv_mss
-            .max(payload.len() as u32)
-            .min(self.cfg.mss as u32);
+        self.rcv_mss = self.rcv_mss.max(seg_len).min(self.cfg.mss as u32);
         if had_ooo || self.quickack > 0 || self.cfg.delayed_ack == 0 {
             self.quickack = self.quickack.saturating_sub(1);
             self.ack_now = true;
         } else {
-            self.rcv_unacked += payload.len() as u32;
+            self.rcv_unacked += seg_len;
             if self.rcv_unacked >= 2 * self.rcv_mss {
                 self.ack_now = true;
             } else if self.delack_at.is_none() {

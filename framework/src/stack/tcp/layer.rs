@@ -193,6 +193,15 @@ pub struct TcpSocket<'a> {
     meta: &'a mut SlotMeta,
     id: SockId,
     now: u64,
+    /// During `on_data` for a segment that found the receive buffer empty: its payload,
+    /// read in place (in the received packet buffer) instead of from the receive ring.
+    loan: Option<Loan<'a>>,
+}
+
+/// Received bytes the application reads where they arrived, and how many it has read.
+struct Loan<'a> {
+    data: &'a [u8],
+    read: usize,
 }
 
 impl TcpSocket<'_> {
@@ -222,7 +231,10 @@ impl TcpSocket<'_> {
     }
     /// Bytes ready to read.
     pub fn available(&self) -> usize {
-        self.conn.recv_available()
+        match &self.loan {
+            Some(l) => l.data.len() - l.read,
+            None => self.conn.recv_available(),
+        }
     }
     /// True once the peer's FIN arrived (after the buffered bytes there is nothing more).
     pub fn is_read_closed(&self) -> bool {
@@ -230,15 +242,31 @@ impl TcpSocket<'_> {
     }
     /// Copies received bytes into `buf`; returns the count.
     pub fn recv(&mut self, buf: &mut [u8]) -> usize {
-        self.conn.recv(buf)
+        match &mut self.loan {
+            Some(l) => {
+                let n = buf.len().min(l.data.len() - l.read);
+                buf[..n].copy_from_slice(&l.data[l.read..l.read + n]);
+                l.read += n;
+                n
+            }
+            None => self.conn.recv(buf),
+        }
     }
-    /// The received bytes as up to two slices of the receive ring (no copy).
+    /// The received bytes as up to two slices, without copying: of the receive ring, or,
+    /// when a segment arrived in order to an empty receive buffer, of the received packet
+    /// itself (the rest of it moves to the ring only if not consumed during this `on_data`).
     pub fn peek(&self) -> [&[u8]; 2] {
-        self.conn.recv_peek()
+        match &self.loan {
+            Some(l) => [&l.data[l.read..], &[]],
+            None => self.conn.recv_peek(),
+        }
     }
     /// Releases `n` bytes seen through [`peek`](Self::peek).
     pub fn consume(&mut self, n: usize) {
-        self.conn.recv_consume(n)
+        match &mut self.loan {
+            Some(l) => l.read += n.min(l.data.len() - l.read),
+            None => self.conn.recv_consume(n),
+        }
     }
     /// Free room in the send buffer.
     pub fn send_space(&self) -> usize {
@@ -260,17 +288,27 @@ impl TcpSocket<'_> {
     /// Full close: FIN after the queued data (a reset if unread data remains). The socket
     /// gets no more callbacks.
     pub fn close(&mut self) {
+        self.settle_loan();
         self.meta.attached = false;
         self.conn.close(self.now)
     }
     /// Abort: reset the connection now. The socket gets no more callbacks.
     pub fn abort(&mut self) {
+        self.settle_loan();
         self.meta.attached = false;
         self.conn.abort(self.now)
     }
-    /// The engine's connection, for counters and state the wrapper does not expose.
+    /// The engine's connection, for counters and state the wrapper does not expose. (While
+    /// `on_data` reads a segment in place, its bytes count as buffered there.)
     pub fn connection(&self) -> &Connection {
         self.conn
+    }
+    /// Ends a loan of in-place bytes: the unread rest moves to the receive ring, and reads
+    /// go to the ring from now on.
+    fn settle_loan(&mut self) {
+        if let Some(l) = self.loan.take() {
+            self.conn.settle_loan(l.read, &l.data[l.read..]);
+        }
     }
 }
 
@@ -510,7 +548,14 @@ impl TcpLayer {
             c.stats.segments_to_conns += 1;
             c.metas[slot as usize].port_hint = rx_port;
             if let Some(conn) = c.conns[slot as usize].as_mut() {
-                conn.on_segment(seg, now);
+                let meta = &mut c.metas[slot as usize];
+                if meta.attached {
+                    if let Some(r) = conn.on_segment_lending(seg, now) {
+                        read_in_place(&mut self.apps, conn, meta, slot, &seg.payload[r], now);
+                    }
+                } else {
+                    conn.on_segment(seg, now);
+                }
             }
             if defer {
                 let m = &mut c.metas[slot as usize];
@@ -836,6 +881,7 @@ fn pump(
                 meta: &mut *meta,
                 id,
                 now,
+                loan: None,
             };
             match ev {
                 Event::Connected if passive => app.on_accept(&mut sock),
@@ -897,6 +943,34 @@ fn pump(
     c.wheel.set(slot, next);
 }
 
+/// Runs `on_data` over `data`, in-order bytes the connection lent instead of copying into
+/// its receive ring (see [`Connection::on_segment_lending`]), then settles the loan: what
+/// the application did not consume is copied into the ring and read later as usual.
+fn read_in_place(
+    apps: &mut [Box<dyn TcpApp>],
+    conn: &mut Connection,
+    meta: &mut SlotMeta,
+    slot: u32,
+    data: &[u8],
+    now: u64,
+) {
+    // (A close or abort inside `on_data` settles the loan first.)
+    let id = SockId {
+        slot,
+        gen: meta.gen,
+    };
+    let app = meta.app as usize;
+    let mut sock = TcpSocket {
+        conn,
+        meta,
+        id,
+        now,
+        loan: Some(Loan { data, read: 0 }),
+    };
+    apps[app].on_data(&mut sock);
+    sock.settle_loan();
+}
+
 /// Tells the application its socket ends: [`TcpApp::on_ending`] with the socket, then
 /// [`TcpApp::on_close`]; the socket is detached after.
 fn end_socket(
@@ -913,6 +987,7 @@ fn end_socket(
         meta: &mut *meta,
         id,
         now,
+        loan: None,
     };
     apps[app].on_ending(&mut sock, reason);
     meta.attached = false;
@@ -979,6 +1054,7 @@ impl TcpControl<'_> {
             meta: &mut c.metas[s],
             id,
             now: self.now,
+            loan: None,
         })
     }
 }
@@ -987,6 +1063,8 @@ impl TcpControl<'_> {
 mod tests {
     use super::*;
     use crate::stack::tcp::rss::{RssSteer, SYMMETRIC_KEY};
+    use crate::tcp::TcpSegment;
+    use std::sync::Mutex;
 
     struct Null;
     impl TcpApp for Null {
@@ -1099,5 +1177,147 @@ mod tests {
         // Another peer can reuse the same local ports.
         let other: SocketAddrV4 = "198.18.0.3:80".parse().unwrap();
         assert!(l.connect(app, other, 0).is_ok());
+    }
+
+    /// Segments a layer sent, as wire bytes (checksummed), with their addresses.
+    #[derive(Default)]
+    struct Wire(Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>);
+    impl SegmentSink for Wire {
+        fn room(&self) -> usize {
+            usize::MAX
+        }
+        fn send(&mut self, t: &Transmit<'_>, _port_hint: u16) {
+            let mut b = vec![0; t.buffer_len()];
+            t.emit(&mut b);
+            self.0.push((t.src_addr, t.dst_addr, b));
+        }
+    }
+
+    /// Writes `stream` on connect and as space frees up.
+    struct Writer {
+        stream: Arc<Vec<u8>>,
+        at: usize,
+    }
+    impl TcpApp for Writer {
+        fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
+            self.on_writable(s);
+        }
+        fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
+            self.at += s.write(&self.stream[self.at..]);
+        }
+        fn on_data(&mut self, _s: &mut TcpSocket<'_>) {}
+    }
+
+    /// Reads a varying part of what `on_data` offers: nothing, a few bytes through
+    /// `peek`/`consume`, some through `recv`, or everything.
+    struct Nibbler {
+        got: Arc<Mutex<Vec<u8>>>,
+        calls: usize,
+        in_place: Arc<Mutex<u64>>,
+        id: Option<SockId>,
+    }
+    impl TcpApp for Nibbler {
+        fn on_accept(&mut self, s: &mut TcpSocket<'_>) {
+            self.id = Some(s.id());
+        }
+        /// What `on_data` left gets read here, so the stream never waits on the window.
+        fn poll(&mut self, ctl: &mut TcpControl<'_>) {
+            if let Some(mut s) = self.id.and_then(|id| ctl.socket(id)) {
+                let mut buf = vec![0; 4096];
+                let n = s.recv(&mut buf);
+                self.got.lock().unwrap().extend_from_slice(&buf[..n]);
+                *self.in_place.lock().unwrap() = s.connection().stats().bytes_in_place;
+            }
+        }
+        fn on_data(&mut self, s: &mut TcpSocket<'_>) {
+            self.calls += 1;
+            let mut got = self.got.lock().unwrap();
+            // A scrambled choice, so calls on lent data get every behaviour.
+            // (Reading nothing is only done while little is buffered: data left unread gets no
+            // new call until more arrives, and a full buffer would stop that.)
+            match (self.calls.wrapping_mul(0x9e37_79b9) >> 11) % 4 {
+                0 if s.available() < 4096 => {}
+                1 => {
+                    let [a, b] = s.peek();
+                    let n = (a.len() + b.len()).min(777);
+                    let take = [a, b].concat();
+                    got.extend_from_slice(&take[..n]);
+                    s.consume(n);
+                }
+                2 => {
+                    let mut buf = vec![0; 1000];
+                    let n = s.recv(&mut buf);
+                    got.extend_from_slice(&buf[..n]);
+                }
+                _ => {
+                    let n = s.available();
+                    let [a, b] = s.peek();
+                    assert_eq!(a.len() + b.len(), n);
+                    got.extend_from_slice(a);
+                    got.extend_from_slice(b);
+                    s.consume(n);
+                }
+            }
+            *self.in_place.lock().unwrap() = s.connection().stats().bytes_in_place;
+        }
+    }
+
+    #[test]
+    fn data_read_in_place_or_left_for_later_arrives_whole_and_in_order() {
+        let stream: Arc<Vec<u8>> =
+            Arc::new((0..300_000u32).map(|i| (i * 7 + i / 251) as u8).collect());
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let in_place = Arc::new(Mutex::new(0));
+        let a_ip = Ipv4Addr::new(198, 18, 0, 2);
+        let b_ip = Ipv4Addr::new(198, 18, 0, 1);
+        let mut a = TcpLayer::new(
+            TcpConfig::default(),
+            LayerParams::default(),
+            IsnGenerator::new([1; 16]),
+            Arc::new(move |_| Some((a_ip, 0))),
+            1,
+            0,
+        );
+        let mut b = layer(LayerParams::default());
+        let wa = a.add_app(Box::new(Writer {
+            stream: stream.clone(),
+            at: 0,
+        }));
+        let nb = b.add_app(Box::new(Nibbler {
+            got: got.clone(),
+            calls: 0,
+            in_place: in_place.clone(),
+            id: None,
+        }));
+        b.listen(SocketAddrV4::new(b_ip, 80), nb).unwrap();
+        a.connect(wa, SocketAddrV4::new(b_ip, 80), 0).unwrap();
+        let (mut to_b, mut to_a) = (Wire::default(), Wire::default());
+        let mut now = 1;
+        for _ in 0..100_000 {
+            if got.lock().unwrap().len() >= stream.len() {
+                break;
+            }
+            now += 20_000;
+            a.poll(now, &mut to_b);
+            b.poll(now, &mut to_a);
+            // Deliver in bursts, as an rx burst would (deferred input, one flush).
+            for (src, dst, bytes) in std::mem::take(&mut to_b.0) {
+                let seg = TcpSegment::parse(&bytes).unwrap();
+                b.input_deferred(src, dst, &seg, 0, now, &mut to_a);
+            }
+            b.flush_deferred(now, &mut to_a);
+            for (src, dst, bytes) in std::mem::take(&mut to_a.0) {
+                let seg = TcpSegment::parse(&bytes).unwrap();
+                a.input(src, dst, &seg, 0, now, &mut to_b);
+            }
+        }
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), stream.len());
+        assert!(*got == **stream, "bytes differ");
+        let in_place = *in_place.lock().unwrap();
+        // Both paths ran: some bytes were read in the arriving segments, others from the
+        // ring after the application left them.
+        assert!(in_place > 2_000, "{in_place} bytes read in place");
+        assert!(in_place < stream.len() as u64 - 10_000, "{in_place}");
     }
 }
