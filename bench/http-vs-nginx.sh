@@ -199,7 +199,7 @@ for round in $(seq "$ROUNDS"); do
     stop_ferroplane
 done
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 field() { grep "^$1 " "$RES" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }' | median; }
 echo
 printf '%-11s %12s %14s %16s %16s %8s\n' server "req/s" "CPU1 us/req" "proc user us/req" "proc sys us/req" errors

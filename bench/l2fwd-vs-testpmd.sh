@@ -18,20 +18,12 @@ CPU=${CPU:-1}
 OUT=bench/out
 mkdir -p "$OUT"
 
-if ! command -v dpdk-testpmd >/dev/null; then
-    echo "installing dpdk-dev (dpdk-testpmd)…" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
-fi
-# testpmd needs huge pages; ferroplane uses them too when present (same footing).
-if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt 512 ]; then
-    echo 512 > /proc/sys/vm/nr_hugepages
-fi
+. bench/lib.sh
+testpmd_setup
 
 cargo build --release --quiet -p ferroplane-apps
 FP=target/release/ferroplane
 
-# Mean of per-second samples after the first two (warm-up). Reads numbers, one per line.
-steady_mean() { awk 'NR > 2 { s += $1; n++ } END { if (n) printf "%.2f", s / n; else print "nan" }'; }
 
 run_testpmd() { # mode -> Mpps
     local mode=$1 log="$OUT/testpmd-$1.log"
@@ -41,7 +33,7 @@ run_testpmd() { # mode -> Mpps
         >"$log" 2>&1 || true
     # Each period prints Tx-pps per port: sum the two ports of each period.
     grep -E '^\s+Tx-pps:' "$log" | awk '{ print $2 }' | paste - - |
-        awk '{ printf "%.4f\n", ($1 + $2) / 1e6 }' | awk '$1 > 0' | steady_mean
+        awk '{ printf "%.4f\n", ($1 + $2) / 1e6 }' | awk '$1 > 0' | steady_mean 2
 }
 
 run_ferroplane() { # mode -> Mpps
@@ -50,10 +42,9 @@ run_ferroplane() { # mode -> Mpps
         -e 's/^enabled = true/enabled = false/' -e '/^duration = /d' \
         configs/default.toml >"$cfg"
     "$FP" run "$cfg" --duration "$((SECS + 1))s" >"$log" 2>&1
-    grep -E '^\[' "$log" | sed -E 's/.*lcore [0-9]+: rx [0-9.]+ tx ([0-9.]+) Mpps.*/\1/' | steady_mean
+    grep -E '^\[' "$log" | sed -E 's/.*lcore [0-9]+: rx [0-9.]+ tx ([0-9.]+) Mpps.*/\1/' | steady_mean 2
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "# l2fwd vs testpmd: $ROUNDS rounds x ${SECS}s, forwarding core = CPU $CPU"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, kernel $(uname -r)"

@@ -162,7 +162,7 @@ ferroplane_off() {
     FPPID=""
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 
 echo "# l3fwd vs Linux forwarding: $ROUNDS rounds x ${SECS}s (after ${WARM}s warm-up), 64-byte frames, generator $GEN on CPU 0"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, kernel $(uname -r)"

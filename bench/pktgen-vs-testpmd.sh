@@ -25,20 +25,12 @@ CPU=${CPU:-1}
 OUT=bench/out
 mkdir -p "$OUT"
 
-if ! command -v dpdk-testpmd >/dev/null; then
-    echo "installing dpdk-dev (dpdk-testpmd)…" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dpdk-dev >/dev/null
-fi
-if [ "$(cat /proc/sys/vm/nr_hugepages)" -lt 512 ]; then
-    echo 512 > /proc/sys/vm/nr_hugepages
-fi
+. bench/lib.sh
+testpmd_setup
 
 cargo build --release --quiet -p ferroplane-apps
 FP=target/release/ferroplane
 
-# Mean of per-second samples after the first one (warm-up).
-steady_mean() { awk 'NR > 1 { s += $1; n++ } END { if (n) printf "%.2f", s / n; else print "nan" }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 run_testpmd() { # ROW -> Mpps
     local log="$OUT/testpmd-txonly-$1.log" extra=()
@@ -47,7 +39,7 @@ run_testpmd() { # ROW -> Mpps
         --vdev net_null0 --log-level=lib.eal:warning -- \
         --forward-mode=txonly "${extra[@]}" --txpkts=64 --total-num-mbufs=16384 --burst=32 \
         --stats-period 1 >"$log" 2>&1 || true
-    grep -E '^\s+Tx-pps:' "$log" | awk '{ printf "%.4f\n", $2 / 1e6 }' | awk '$1 > 0' | steady_mean
+    grep -E '^\s+Tx-pps:' "$log" | awk '{ printf "%.4f\n", $2 / 1e6 }' | awk '$1 > 0' | steady_mean 1
 }
 
 run_pktgen() { # ROW -> Mpps (frames sent / time until the tx queue finished)

@@ -90,7 +90,7 @@ run_pktgen() {
     wait "$gen" || { echo "pktgen failed:" >&2; cat "$OUT/pktgen-veth.log" >&2; exit 1; }
 }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 
 echo "# pktgen (af_xdp) vs trafgen over veth: $ROUNDS rounds x ${SECS}s, generator on CPU $CPU, 64-byte frames"
 tg=() fp=()
