@@ -809,6 +809,21 @@ mod tests {
         }
     }
 
+    /// True once the port reports its link up, within 3 s: IFF_RUNNING follows the carrier
+    /// through the kernel's link watcher, which may defer the change by up to a second.
+    fn comes_up(port: &TapPort) -> bool {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            if port.link().up {
+                return true;
+            }
+            if std::time::Instant::now() > until {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn cfg(pool: &Mempool, iface: &str) -> TapConfig {
         let mut c = TapConfig::new("tap0", 3, pool.clone(), iface);
         c.mac = Some(OUR_MAC);
@@ -929,7 +944,7 @@ mod tests {
         assert_eq!(port.iface(), "fp-tap0");
         assert_eq!(port.info().mac, OUR_MAC);
         assert_eq!(port.info().driver, "tap");
-        assert!(port.link().up);
+        assert!(comes_up(&port));
         let kernel_mac = port.iface_mac();
         assert_ne!(kernel_mac, OUR_MAC);
         ns.ipn(&["addr", "add", "198.18.10.1/24", "dev", "fp-tap0"]);
@@ -1159,7 +1174,7 @@ mod tests {
         ]);
         ns.ipn(&["link", "set", "dev", "fp-tap7", "up"]);
         let port = ns.open_as_nobody(cfg(&mp, "fp-tap7")).unwrap();
-        assert!(!port.created() && port.link().up);
+        assert!(!port.created() && comes_up(&port));
         drop(port);
         // A different MTU needs the capability again.
         let mut c = cfg(&mp, "fp-tap7");
