@@ -165,6 +165,7 @@ fn side(mac: MacAddr, mtu: u16) -> RingSide {
         tx_queues: 1,
         mac,
         mtu,
+        tx_l4_checksum_offload: false,
     }
 }
 

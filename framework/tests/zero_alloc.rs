@@ -107,6 +107,7 @@ fn ring_chain_steady_state_allocates_nothing() {
         tx_queues: 1,
         mac: MacAddr::local(id as u8 + 1),
         mtu: 1500,
+        tx_l4_checksum_offload: false,
     };
     // null p0 -> l2fwd -> ring r1 -> (peer r2) -> l2fwd -> null p0 tx
     let mut p0 = null_port(&mp, "p0", 0);

@@ -152,6 +152,7 @@ mod tests {
             tx_queues: 1,
             mac: MacAddr::local(id as u8 + 1),
             mtu: 1500,
+            tx_l4_checksum_offload: false,
         };
         let (mut out_port, mut peer) = RingPort::pair(side("p1", 1), side("peer", 2), 64).unwrap();
         let mut tx = vec![None, Some(out_port.take_tx_queue(0).unwrap())];

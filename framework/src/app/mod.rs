@@ -393,6 +393,7 @@ enabled = false
                 driver: "null",
                 rx_queues: 1,
                 tx_queues: 2,
+                tx_l4_checksum_offload: false,
                 mac: MacAddr([2, 0, 0, 0, 0, i as u8 + 1]),
                 mtu: 1500,
             })

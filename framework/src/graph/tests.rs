@@ -96,6 +96,7 @@ fn ring_io() -> (LcoreIo, Box<dyn RxQueue>) {
         tx_queues: 1,
         mac: MacAddr::local(1),
         mtu: 1500,
+        tx_l4_checksum_offload: false,
     };
     let (mut a, mut b) = RingPort::pair(side("a", 0), side("b", 1), 256).unwrap();
     let tx: Vec<Option<Box<dyn TxQueue>>> = vec![Some(a.take_tx_queue(0).unwrap())];

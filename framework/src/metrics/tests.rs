@@ -66,6 +66,7 @@ fn port(
         mtu: 1500,
         rx_queues: rx.len() as u16,
         tx_queues: tx.len() as u16,
+        tx_l4_checksum_offload: false,
     };
     let stats = PortStats {
         ipackets: rx.iter().map(|q| q.packets).sum(),

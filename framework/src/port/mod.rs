@@ -76,6 +76,13 @@ pub struct PortInfo {
     pub rx_queues: u16,
     /// Number of transmit queues.
     pub tx_queues: u16,
+    /// The port accepts packets whose TCP/UDP checksum is only partial on transmit: an mbuf
+    /// flagged [`ol::TX_L4_CKSUM`](crate::mem::ol::TX_L4_CKSUM) whose checksum field holds the
+    /// pseudo-header sum (DPDK's convention, Linux's `CHECKSUM_PARTIAL`). The port completes
+    /// it, or, like `ring` and Linux veth, hands it to a receiver that knows the bytes were
+    /// never corrupted. When false, the stack's `tx` node completes such checksums in software
+    /// before the packet reaches the port.
+    pub tx_l4_checksum_offload: bool,
 }
 
 /// Link state, like `rte_eth_link`.

@@ -94,6 +94,7 @@ impl NullPort {
                 mtu: cfg.mtu,
                 rx_queues: cfg.rx_queues,
                 tx_queues: cfg.tx_queues,
+                tx_l4_checksum_offload: false,
             },
             counters,
             rx: QueueSlots::new(&cfg.name, "rx", rx),

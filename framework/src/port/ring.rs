@@ -3,12 +3,19 @@
 //! Transmit queue `q` of one port feeds receive queue `q` of its peer through a ring of mbuf
 //! handles, so packets cross without a copy. A port can also be its own peer (loopback). It
 //! exists for tests and for chaining pipelines running on different lcores.
+//!
+//! A side built with [`RingSide::tx_l4_checksum_offload`] accepts partial TCP/UDP checksums on
+//! transmit, as Linux veth and loopback accept `CHECKSUM_PARTIAL`: the bytes never leave the
+//! process, so the checksum is never completed; the receiving side gets the packet flagged
+//! [`ol::RX_L4_CKSUM_GOOD`] instead of [`ol::TX_L4_CKSUM`] (the checksum field keeps the
+//! pseudo-header sum, which is what a capture shows, as `tcpdump` on veth shows). Transmit
+//! requests never reach a receiver: the other `TX_*` flags are cleared on receive.
 
 use super::{
     LinkStatus, MacAddr, Port, PortCounters, PortError, PortInfo, QueueSlots, RxQueue, TxQueue,
 };
 use crate::batch::Burst;
-use crate::mem::Mbuf;
+use crate::mem::{ol, Mbuf};
 use crate::port::counters::QueueCounterRef;
 use crate::ring::{spsc, Consumer, Producer};
 
@@ -27,6 +34,9 @@ pub struct RingSide {
     pub mac: MacAddr,
     /// MTU.
     pub mtu: u16,
+    /// Accept partial L4 checksums on transmit (see the module doc and
+    /// [`PortInfo::tx_l4_checksum_offload`]); false for a port that must carry complete ones.
+    pub tx_l4_checksum_offload: bool,
 }
 
 /// One port of a ring pair.
@@ -59,9 +69,10 @@ impl RingPort {
         }
         let (a_to_b_tx, a_to_b_rx) = rings(&a.name, a.tx_queues, depth)?;
         let (b_to_a_tx, b_to_a_rx) = rings(&b.name, b.tx_queues, depth)?;
+        let (a_offload, b_offload) = (a.tx_l4_checksum_offload, b.tx_l4_checksum_offload);
         Ok((
-            RingPort::build(a, a_to_b_tx, b_to_a_rx),
-            RingPort::build(b, b_to_a_tx, a_to_b_rx),
+            RingPort::build(a, a_to_b_tx, b_to_a_rx, b_offload),
+            RingPort::build(b, b_to_a_tx, a_to_b_rx, a_offload),
         ))
     }
 
@@ -74,10 +85,18 @@ impl RingPort {
             ));
         }
         let (tx, rx) = rings(&side.name, side.tx_queues, depth)?;
-        Ok(RingPort::build(side, tx, rx))
+        let offload = side.tx_l4_checksum_offload;
+        Ok(RingPort::build(side, tx, rx, offload))
     }
 
-    fn build(side: RingSide, tx: Vec<Producer<Mbuf>>, rx: Vec<Consumer<Mbuf>>) -> RingPort {
+    /// A port of `side` sending on `tx` and receiving from `rx`, whose sender accepts partial
+    /// checksums when `peer_offload`.
+    fn build(
+        side: RingSide,
+        tx: Vec<Producer<Mbuf>>,
+        rx: Vec<Consumer<Mbuf>>,
+        peer_offload: bool,
+    ) -> RingPort {
         let counters = PortCounters::new(side.rx_queues, side.tx_queues);
         let rx = rx
             .into_iter()
@@ -85,6 +104,7 @@ impl RingPort {
             .map(|(q, ring)| RingRx {
                 ring,
                 port: side.id,
+                peer_offload,
                 counters: counters.rx(q as u16),
             })
             .collect();
@@ -107,6 +127,7 @@ impl RingPort {
                 mtu: side.mtu,
                 rx_queues: side.rx_queues,
                 tx_queues: side.tx_queues,
+                tx_l4_checksum_offload: side.tx_l4_checksum_offload,
             },
             counters,
         }
@@ -151,7 +172,27 @@ impl Port for RingPort {
 struct RingRx {
     ring: Consumer<Mbuf>,
     port: u16,
+    /// The sending side accepts partial L4 checksums: `TX_L4_CKSUM` becomes
+    /// `RX_L4_CKSUM_GOOD`.
+    peer_offload: bool,
     counters: QueueCounterRef,
+}
+
+/// Transmit requests, cleared from what a ring delivers.
+const TX_FLAGS: u64 = ol::TX_L4_CKSUM | ol::TX_IP_CKSUM | ol::TX_VLAN;
+
+/// The receive flags of a packet sent with `flags` through a side that does (`offload`) or
+/// does not accept partial L4 checksums: transmit requests cleared; a partial checksum vouched
+/// for when the sender accepted it (a sender that did not has passed it on as it was, so the
+/// receiver verifies it and finds it wrong, as on a real wire).
+#[inline]
+fn rx_flags(flags: u64, offload: bool) -> u64 {
+    let good = if offload && flags & ol::TX_L4_CKSUM != 0 {
+        ol::RX_L4_CKSUM_GOOD
+    } else {
+        0
+    };
+    (flags & !TX_FLAGS) | good
 }
 
 impl RxQueue for RingRx {
@@ -165,6 +206,10 @@ impl RxQueue for RingRx {
         let mut bytes = 0;
         for m in &mut out.as_mut_slice()[start..] {
             m.set_port(self.port);
+            let flags = m.ol_flags();
+            if flags & TX_FLAGS != 0 {
+                m.set_ol_flags(rx_flags(flags, self.peer_offload));
+            }
             bytes += m.pkt_len();
         }
         self.counters.packets.add(n as u64);
@@ -206,6 +251,7 @@ mod tests {
             tx_queues: q,
             mac: MacAddr::local(id as u8 + 1),
             mtu: 1500,
+            tx_l4_checksum_offload: false,
         }
     }
 
@@ -271,6 +317,49 @@ mod tests {
             assert_eq!(mp.in_use(), 10);
         }
         assert_eq!(mp.in_use(), 0);
+    }
+
+    #[test]
+    fn partial_checksums_are_vouched_for_only_from_a_side_that_accepts_them() {
+        let mp = pool();
+        let mut a = side("a", 0, 1);
+        a.tx_l4_checksum_offload = true;
+        let (mut a, mut b) = RingPort::pair(a, side("b", 1, 1), 64).unwrap();
+        assert!(a.info().tx_l4_checksum_offload);
+        assert!(!b.info().tx_l4_checksum_offload);
+        let (mut a_tx, mut a_rx) = (a.take_tx_queue(0).unwrap(), a.take_rx_queue(0).unwrap());
+        let (mut b_tx, mut b_rx) = (b.take_tx_queue(0).unwrap(), b.take_rx_queue(0).unwrap());
+        let send = |tx: &mut Box<dyn TxQueue>, flags: u64| {
+            let mut burst = Burst::new();
+            let mut m = mp.alloc().unwrap();
+            m.append(60).unwrap().fill(7);
+            m.set_ol_flags(flags);
+            burst.push(m).unwrap();
+            assert_eq!(tx.tx_burst(&mut burst), 1);
+        };
+        let recv = |rx: &mut Box<dyn RxQueue>| {
+            let mut burst = Burst::new();
+            assert_eq!(rx.rx_burst(&mut burst, 32), 1);
+            burst.as_slice()[0].ol_flags()
+        };
+        // a accepts partial checksums: b sees them as good, and no transmit request.
+        send(
+            &mut a_tx,
+            ol::TX_L4_CKSUM | ol::TX_IP_CKSUM | ol::RX_RSS_HASH,
+        );
+        assert_eq!(recv(&mut b_rx), ol::RX_L4_CKSUM_GOOD | ol::RX_RSS_HASH);
+        send(&mut a_tx, 0);
+        assert_eq!(recv(&mut b_rx), 0);
+        // b does not: a gets the bytes as they were, unvouched for.
+        send(&mut b_tx, ol::TX_L4_CKSUM | ol::TX_VLAN);
+        assert_eq!(recv(&mut a_rx), 0);
+        // A loopback side that accepts them vouches to itself.
+        let mut lo = side("lo", 2, 1);
+        lo.tx_l4_checksum_offload = true;
+        let mut lo = RingPort::loopback(lo, 64).unwrap();
+        let (mut lo_tx, mut lo_rx) = (lo.take_tx_queue(0).unwrap(), lo.take_rx_queue(0).unwrap());
+        send(&mut lo_tx, ol::TX_L4_CKSUM);
+        assert_eq!(recv(&mut lo_rx), ol::RX_L4_CKSUM_GOOD);
     }
 
     #[test]

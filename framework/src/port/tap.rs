@@ -253,6 +253,7 @@ impl TapPort {
                 mtu: cfg.mtu,
                 rx_queues: 1,
                 tx_queues: 1,
+                tx_l4_checksum_offload: false,
             },
             counters,
             rx: QueueSlots::new(&cfg.name, "rx", vec![rx]),

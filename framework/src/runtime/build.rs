@@ -109,6 +109,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                     tx_queues: pc.tx_queues,
                     mac: MacAddr(pc.mac.unwrap_or_default()),
                     mtu: pc.mtu,
+                    tx_l4_checksum_offload: false,
                 };
                 if *peer == p.name {
                     ports[i] = Some(Box::new(RingPort::loopback(side(p, id), *depth as usize)?));

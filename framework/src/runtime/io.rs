@@ -245,6 +245,7 @@ mod tests {
             tx_queues: 1,
             mac: MacAddr::local(1),
             mtu: 1500,
+            tx_l4_checksum_offload: false,
         };
         let (mut a, b) = RingPort::pair(side("a", 0), side("b", 1), depth).unwrap();
         let io = LcoreIo::new(vec![Some(a.take_tx_queue(0).unwrap()), None]);

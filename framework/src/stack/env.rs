@@ -84,6 +84,14 @@ impl StackEnv {
         self.fib.interface(port)
     }
 
+    /// True when `port` accepts partial L4 checksums on transmit
+    /// ([`Interface::tx_l4_checksum_offload`]); false for unknown ports.
+    #[inline]
+    pub fn tx_l4_checksum_offload(&self, port: u16) -> bool {
+        self.interface(port)
+            .is_some_and(|i| i.tx_l4_checksum_offload)
+    }
+
     /// The pool for packets generated on `port` (the first pool for unknown ports).
     #[inline]
     pub fn pool(&self, port: u16) -> &Mempool {

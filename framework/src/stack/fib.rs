@@ -83,6 +83,10 @@ pub struct Interface {
     pub addrs: Vec<IfAddr>,
     /// Accept frames for any destination MAC.
     pub promiscuous: bool,
+    /// The port accepts partial L4 checksums on transmit
+    /// ([`PortInfo::tx_l4_checksum_offload`](crate::port::PortInfo::tx_l4_checksum_offload)):
+    /// TCP output leaves them partial; the `tx` node completes partial ones for ports without it.
+    pub tx_l4_checksum_offload: bool,
 }
 
 impl Interface {
@@ -357,6 +361,7 @@ mod tests {
                 prefix_len: len,
             }],
             promiscuous: false,
+            tx_l4_checksum_offload: false,
         }
     }
 

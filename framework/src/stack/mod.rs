@@ -6,6 +6,7 @@ pub mod fib;
 pub mod frag;
 pub mod neigh;
 pub mod nodes;
+pub mod offload;
 pub mod setup;
 pub mod tcp;
 

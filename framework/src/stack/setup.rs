@@ -59,6 +59,7 @@ pub fn env_from_config(
                 })
                 .collect(),
             promiscuous: pc.promiscuous,
+            tx_l4_checksum_offload: info.tx_l4_checksum_offload,
         })
         .collect();
     let routes: Vec<Route> = cfg
@@ -240,7 +241,7 @@ pub fn build_graph_with_tcp(
         )
         .add(names::IPV4_OUTPUT, Box::new(nodes::Ipv4Output::new(env)))
         .add(names::IPV4_REWRITE, Box::new(nodes::Ipv4Rewrite::new(env)))
-        .add(names::TX, Box::new(nodes::Tx))
+        .add(names::TX, Box::new(nodes::Tx::new(env)))
         .add(names::ICMP_INPUT, Box::new(nodes::IcmpInput::new(env)))
         .add(names::ICMP_ERROR, Box::new(nodes::IcmpError::new(env)))
         .add(

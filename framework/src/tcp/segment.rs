@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 use std::ops::Deref;
 
 use super::seq::Seq;
-use crate::wire::{SackBlocks, TcpFlags, TcpOption, TcpOptionsIter, TcpPacket, WireError};
+use crate::wire::{
+    checksum, ip_protocol, SackBlocks, TcpFlags, TcpOption, TcpOptionsIter, TcpPacket, WireError,
+};
 
 /// RFC 7323 timestamps option values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -300,6 +302,22 @@ impl Transmit<'_> {
         TcpPacket::new_unchecked(&mut buf[..len]).fill_checksum(self.src_addr, self.dst_addr);
         len
     }
+
+    /// Like [`emit`](Self::emit), but leaves the checksum for the port to complete (transmit
+    /// checksum offload, DPDK's convention for `TX_L4_CKSUM`): the checksum field holds the
+    /// folded pseudo-header sum, not complemented, and the payload is copied without being
+    /// summed. Summing the segment as written then complementing gives the real checksum.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`buffer_len`](Self::buffer_len).
+    pub fn emit_partial(&self, buf: &mut [u8]) -> usize {
+        let hl = self.header.emit(buf);
+        let len = hl + self.copy_payload(&mut buf[hl..]);
+        let ph =
+            checksum::pseudo_header_v4(self.src_addr, self.dst_addr, ip_protocol::TCP, len as u16);
+        TcpPacket::new_unchecked(&mut buf[..len]).set_checksum(ph as u16);
+        len
+    }
 }
 
 /// The reset to send in reply to `seg` when no connection (and no listener) takes it
@@ -443,6 +461,34 @@ mod tests {
         let n = syn.emit(&mut buf, A, B);
         assert_eq!(TcpSegment::parse(&buf[..n]).unwrap().ack, Seq(0));
         assert_eq!(TcpSegment::parse(&buf[..10]), Err(WireError::Truncated));
+    }
+
+    #[test]
+    fn partial_emit_completes_to_the_full_checksum() {
+        let opts = TcpOptions {
+            timestamps: Some(Timestamps { tsval: 9, tsecr: 8 }),
+            ..Default::default()
+        };
+        // Split payloads whose first slice has odd and even lengths.
+        let data: Vec<u8> = (0..1461u32).map(|i| (i * 7 + 3) as u8).collect();
+        for cut in [0, 1, 2, 731, 1460, 1461] {
+            let t = Transmit {
+                src_addr: A,
+                dst_addr: B,
+                header: header(opts, TcpFlags::ACK),
+                payload: [&data[..cut], &data[cut..]],
+            };
+            let (mut full, mut partial) = ([0u8; 1600], [0u8; 1600]);
+            let n = t.emit(&mut full);
+            assert_eq!(t.emit_partial(&mut partial), n);
+            let ph = checksum::pseudo_header_v4(A, B, ip_protocol::TCP, n as u16);
+            assert_eq!(u16::from_be_bytes([partial[16], partial[17]]), ph as u16);
+            assert_eq!(full[..16], partial[..16]);
+            assert_eq!(full[18..n], partial[18..n]);
+            // Completing: the sum of the bytes as written, complemented.
+            let done = checksum::finish(checksum::sum(&partial[..n]));
+            assert_eq!(done.to_be_bytes(), [full[16], full[17]], "cut {cut}");
+        }
     }
 
     #[test]

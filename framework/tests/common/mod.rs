@@ -100,6 +100,7 @@ impl Bench {
             tx_queues: 1,
             mac,
             mtu,
+            tx_l4_checksum_offload: false,
         };
         let mtu0 = cfg.ports[0].mtu;
         let (mut p0, mut h0) = RingPort::pair(

@@ -39,6 +39,7 @@ pub fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
         tx_queues: queues,
         mac,
         mtu: 1500,
+        tx_l4_checksum_offload: false,
     }
 }
 

@@ -597,6 +597,7 @@ impl AfPacketPort {
                 mtu,
                 rx_queues: cfg.rx_queues,
                 tx_queues: cfg.tx_queues,
+                tx_l4_checksum_offload: false,
             },
             iface,
             ifindex,

@@ -395,6 +395,7 @@ impl AfXdpPort {
                 mtu: cfg.mtu,
                 rx_queues: cfg.rx_queues,
                 tx_queues: cfg.tx_queues,
+                tx_l4_checksum_offload: false,
             },
             iface: cfg.iface.clone(),
             counters,

@@ -6,7 +6,8 @@
 //! Received payload is copied once, into the connection's receive ring; the mbuf goes back to
 //! its pool right after. Segments to send are built in fresh mbufs from the pool of the port
 //! the flow uses: IPv4 header, TCP header and options, payload copied from the send ring,
-//! checksum over the pseudo header.
+//! checksum over the pseudo header — or, when that port accepts partial checksums
+//! ([`StackEnv::tx_l4_checksum_offload`]), only the pseudo-header sum and `TX_L4_CKSUM`.
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -186,6 +187,9 @@ impl SegmentSink for Out<'_, '_> {
             return;
         };
         *self.ident = self.ident.wrapping_add(1);
+        // Leave the checksum to the port when the flow's port takes partial ones; `tx`
+        // completes it in software should the packet leave through another port.
+        let offload = self.env.tx_l4_checksum_offload(port_hint);
         {
             let (iph, tcp) = buf.split_at_mut(IP_HDR);
             iph.fill(0);
@@ -200,7 +204,14 @@ impl SegmentSink for Out<'_, '_> {
             ip.set_src_addr(t.src_addr);
             ip.set_dst_addr(t.dst_addr);
             ip.fill_checksum();
-            t.emit(tcp);
+            if offload {
+                t.emit_partial(tcp);
+            } else {
+                t.emit(tcp);
+            }
+        }
+        if offload {
+            m.set_ol_flags(ol::TX_L4_CKSUM);
         }
         *meta_mut(&mut m) = PktMeta {
             rx_port: NO_PORT,
@@ -285,8 +296,10 @@ impl Node for TcpInput {
                 }
                 &scratch[..seg_len]
             };
-            let hw_good =
-                m.ol_flags() & ol::RX_L4_CKSUM_GOOD != 0 && md.flags & PktMeta::F_REASSEMBLED == 0;
+            // Good per the port, or a partial checksum of our own (never on a received packet:
+            // ports clear transmit flags).
+            let hw_good = m.ol_flags() & (ol::RX_L4_CKSUM_GOOD | ol::TX_L4_CKSUM) != 0
+                && md.flags & PktMeta::F_REASSEMBLED == 0;
             if !hw_good {
                 let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, seg_len as u16);
                 if !checksum::verify_sum(checksum::combine(ph, checksum::sum(bytes))) {

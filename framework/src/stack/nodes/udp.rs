@@ -188,8 +188,9 @@ impl Node for UdpInput {
                 m.truncate(hl + ulen);
             }
             let md = *meta(&m);
-            let hw_good =
-                m.ol_flags() & ol::RX_L4_CKSUM_GOOD != 0 && md.flags & PktMeta::F_REASSEMBLED == 0;
+            // Good per the port, or a partial checksum of our own (ports clear transmit flags).
+            let hw_good = m.ol_flags() & (ol::RX_L4_CKSUM_GOOD | ol::TX_L4_CKSUM) != 0
+                && md.flags & PktMeta::F_REASSEMBLED == 0;
             if csum != 0 && !hw_good {
                 let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::UDP, ulen as u16);
                 if !checksum::verify_sum(checksum::combine(ph, chain_sum(&m, hl))) {
@@ -537,6 +538,7 @@ mod tests {
                 prefix_len: len,
             }],
             promiscuous: false,
+            tx_l4_checksum_offload: false,
         }
     }
 
