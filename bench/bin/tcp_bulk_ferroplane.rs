@@ -12,9 +12,15 @@
 //! MTU − 40): 1500 is the figure to hold against smoltcp on a 1500-byte Ethernet device, the
 //! largest (65000) the one to hold against smoltcp's 65535-byte loopback device.
 //!
-//! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES] [--burst B] [--stats]`
-//! (`--burst`: rx burst size of both lcores, 32 by default; `--stats`:
-//! per-node counters of both graphs on stderr)
+//! `--csum-offload` gives both ring sides transmit checksum offload
+//! ([`RingSide::tx_l4_checksum_offload`]): TCP segments cross with partial checksums and arrive
+//! flagged good, like Linux veth or loopback passing `CHECKSUM_PARTIAL` — neither side sums
+//! the payload. It is the setting to hold against smoltcp's `loopback` device, which skips
+//! checksums; without it both sides compute and verify every checksum in software.
+//!
+//! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES] [--burst B]
+//! [--csum-offload] [--stats]` (`--burst`: rx burst size of both lcores, 32 by default;
+//! `--stats`: per-node counters of both graphs on stderr)
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::ExitCode;
@@ -157,7 +163,7 @@ fn pool(name: &str, mtu: u16) -> Result<Mempool, String> {
     Mempool::new(&p).map_err(|e| e.to_string())
 }
 
-fn side(mac: MacAddr, mtu: u16) -> RingSide {
+fn side(mac: MacAddr, mtu: u16, offload: bool) -> RingSide {
     RingSide {
         name: "p0".into(),
         id: 0,
@@ -165,7 +171,7 @@ fn side(mac: MacAddr, mtu: u16) -> RingSide {
         tx_queues: 1,
         mac,
         mtu,
-        tx_l4_checksum_offload: false,
+        tx_l4_checksum_offload: offload,
     }
 }
 
@@ -255,10 +261,28 @@ fn print_stats(who: &str, mon: &GraphMonitor) {
     }
 }
 
-fn run(total: u64, mtu: u16, buffer: usize, burst: usize, stats: bool) -> Result<Outcome, String> {
+/// What `main` parsed.
+struct Args {
+    total: u64,
+    mtu: u16,
+    buffer: usize,
+    burst: usize,
+    offload: bool,
+    stats: bool,
+}
+
+fn run(a: &Args) -> Result<Outcome, String> {
+    let Args {
+        total,
+        mtu,
+        buffer,
+        burst,
+        offload,
+        stats,
+    } = *a;
     let (sp, cp) = RingPort::pair(
-        side(MacAddr([2, 0, 0, 0, 0, 1]), mtu),
-        side(MacAddr([2, 0, 0, 0, 0, 2]), mtu),
+        side(MacAddr([2, 0, 0, 0, 0, 1]), mtu, offload),
+        side(MacAddr([2, 0, 0, 0, 0, 2]), mtu, offload),
         1024,
     )
     .map_err(|e| e.to_string())?;
@@ -366,11 +390,16 @@ fn main() -> ExitCode {
     let mut mtu: u16 = 1500;
     let mut buffer = 256 * 1024;
     let mut stats = false;
+    let mut offload = false;
     let mut burst = 32;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         if a == "--stats" {
             stats = true;
+            continue;
+        }
+        if a == "--csum-offload" {
+            offload = true;
             continue;
         }
         let v = args.next();
@@ -395,17 +424,25 @@ fn main() -> ExitCode {
                 Ok(n) if (1..=ferroplane::batch::BURST_MAX).contains(&n) => burst = n,
                 _ => return bad("--burst takes 1 ..= 256"),
             },
-            _ => {
-                return bad(&format!(
-                    "unknown argument {a:?} (use --bytes, --mtu, --buffer, --burst, --stats)"
-                ))
-            }
+            _ => return bad(&format!(
+                "unknown argument {a:?} (use --bytes, --mtu, --buffer, --burst, --csum-offload, \
+                     --stats)"
+            )),
         }
     }
-    match run(total, mtu, buffer, burst, stats) {
+    let args = Args {
+        total,
+        mtu,
+        buffer,
+        burst,
+        offload,
+        stats,
+    };
+    match run(&args) {
         Ok(o) => {
             println!(
-                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} gbit_s={:.3} turns={} verified=yes",
+                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} csum_offload={} gbit_s={:.3} turns={} verified=yes",
+                if offload { "yes" } else { "no" },
                 o.gbps, o.turns
             );
             ExitCode::SUCCESS
