@@ -424,10 +424,12 @@ fn main() -> ExitCode {
                 Ok(n) if (1..=ferroplane::batch::BURST_MAX).contains(&n) => burst = n,
                 _ => return bad("--burst takes 1 ..= 256"),
             },
-            _ => return bad(&format!(
+            _ => {
+                return bad(&format!(
                 "unknown argument {a:?} (use --bytes, --mtu, --buffer, --burst, --csum-offload, \
                      --stats)"
-            )),
+            ))
+            }
         }
     }
     let args = Args {

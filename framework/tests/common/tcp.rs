@@ -30,8 +30,14 @@ pub fn pool(name: &str, mbufs: u32) -> Mempool {
     Mempool::new(&p).unwrap()
 }
 
-/// One side of a ring pair: port id 0, MTU 1500, `queues` rx and tx queues.
+/// One side of a ring pair: port id 0, MTU 1500, `queues` rx and tx queues, no checksum
+/// offload.
 pub fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
+    side_offload(name, mac, queues, false)
+}
+
+/// [`side`] taking partial L4 checksums on transmit when `offload`.
+pub fn side_offload(name: &str, mac: MacAddr, queues: u16, offload: bool) -> RingSide {
     RingSide {
         name: name.into(),
         id: 0,
@@ -39,7 +45,7 @@ pub fn side(name: &str, mac: MacAddr, queues: u16) -> RingSide {
         tx_queues: queues,
         mac,
         mtu: 1500,
-        tx_l4_checksum_offload: false,
+        tx_l4_checksum_offload: offload,
     }
 }
 
@@ -54,15 +60,25 @@ pub fn wired_ports(
     server_queues: u16,
     client_queues: u16,
 ) -> ((RingPort, RingPort), (RingPort, RingPort)) {
+    wired_ports_offload(server_queues, client_queues, false)
+}
+
+/// [`wired_ports`] whose sides all take partial L4 checksums when `offload`: what a stack
+/// sends with a partial checksum reaches the host side flagged `RX_L4_CKSUM_GOOD`.
+pub fn wired_ports_offload(
+    server_queues: u16,
+    client_queues: u16,
+    offload: bool,
+) -> ((RingPort, RingPort), (RingPort, RingPort)) {
     let s = RingPort::pair(
-        side("p0", SERVER_MAC, server_queues),
-        side("h0", CLIENT_MAC, server_queues),
+        side_offload("p0", SERVER_MAC, server_queues, offload),
+        side_offload("h0", CLIENT_MAC, server_queues, offload),
         1024,
     )
     .unwrap();
     let c = RingPort::pair(
-        side("p0", CLIENT_MAC, client_queues),
-        side("h1", SERVER_MAC, client_queues),
+        side_offload("p0", CLIENT_MAC, client_queues, offload),
+        side_offload("h1", SERVER_MAC, client_queues, offload),
         1024,
     )
     .unwrap();
