@@ -294,12 +294,27 @@ impl Transmit<'_> {
     /// Writes the whole segment (header, options, payload, checksum over the pseudo header)
     /// into `buf` and returns its length.
     ///
+    /// The payload is summed while it is copied ([`checksum::copy_and_sum`]), so it is read
+    /// once; the second slice's sum is byte-swapped when it lands at an odd offset.
+    ///
     /// # Panics
     /// If `buf` is shorter than [`buffer_len`](Self::buffer_len).
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let hl = self.header.emit(buf);
-        let len = hl + self.copy_payload(&mut buf[hl..]);
-        TcpPacket::new_unchecked(&mut buf[..len]).fill_checksum(self.src_addr, self.dst_addr);
+        let (a, b) = (self.payload[0], self.payload[1]);
+        let len = hl + a.len() + b.len();
+        let (head, rest) = buf[..len].split_at_mut(hl);
+        let (da, db) = rest.split_at_mut(a.len());
+        let payload = checksum::combine_at(
+            checksum::copy_and_sum(da, a),
+            checksum::copy_and_sum(db, b),
+            a.len(),
+        );
+        // The header is a whole number of 32-bit words: the payload starts at an even offset.
+        let ph =
+            checksum::pseudo_header_v4(self.src_addr, self.dst_addr, ip_protocol::TCP, len as u16);
+        let total = checksum::combine(ph, checksum::combine(checksum::sum(head), payload));
+        TcpPacket::new_unchecked(&mut buf[..len]).set_checksum(checksum::finish(total));
         len
     }
 

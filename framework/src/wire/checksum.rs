@@ -18,6 +18,9 @@
 //! mbuf chain with [`combine_at`]) and finished with [`finish`]. A buffer that contains its own
 //! correct checksum sums to `0xffff` ([`verify`]).
 //!
+//! [`copy_and_sum`] copies a buffer and sums it in the same pass (the transmit path's payload
+//! copy with the checksum folded in), with a portable loop and an AVX2 one like the above.
+//!
 //! [`update_u16`] and [`update_u32`] patch a checksum after one field changed (TTL decrement,
 //! NAT address or port rewrite) without touching the rest of the packet, using RFC 1624's
 //! equation 3, `HC' = ~(~HC + ~m + m')`.
@@ -209,6 +212,112 @@ fn small_native_sum(data: &[u8]) -> u16 {
 pub fn sum(data: &[u8]) -> u32 {
     // The native-order sum is the byte-swapped network-order sum on little-endian machines.
     u16::from_be(native_sum(data)) as u32
+}
+
+/// Copies `src` into `dst` and returns the one's-complement sum of the bytes copied, in one
+/// pass: the same value as [`sum`]`(src)`, a partial sum to [`combine`] (or [`combine_at`] when
+/// the copy lands at an odd offset of the data being summed) and [`finish`].
+///
+/// This is the copy a transmit path makes anyway (payload from a socket buffer into an mbuf)
+/// with the checksum folded into it, so the payload is read once instead of twice. On x86-64
+/// with AVX2 (detected at run time) copies of [`WIDE_MIN`] bytes or more move 64 bytes a step
+/// through vector registers, summed on the way like the vector loop of [`sum`]; otherwise a
+/// portable loop copies and sums 32 bytes a step in `u64` words.
+///
+/// # Panics
+/// If `dst` and `src` differ in length.
+#[inline]
+pub fn copy_and_sum(dst: &mut [u8], src: &[u8]) -> u32 {
+    assert_eq!(dst.len(), src.len(), "copy_and_sum: lengths differ");
+    u16::from_be(native_copy_sum(dst, src)) as u32
+}
+
+/// [`copy_and_sum`] in native byte order, folded to 16 bits (lengths already checked equal).
+#[inline]
+fn native_copy_sum(dst: &mut [u8], src: &[u8]) -> u16 {
+    #[cfg(target_arch = "x86_64")]
+    if src.len() >= WIDE_MIN && has_avx2() {
+        let whole = src.len() & !63;
+        let (dh, dt) = dst.split_at_mut(whole);
+        let (sh, st) = src.split_at(whole);
+        // SAFETY: the CPU supports AVX2 (checked just above), the function's only requirement;
+        // `dh` and `sh` have the same length (both `whole`).
+        let head = unsafe { lane_copy_sum_avx2(dh, sh) };
+        // The tail starts at a multiple of 64: its bytes keep their places in 16-bit words.
+        let tail = small_copy_sum(dt, st);
+        return fold32(fold64(head) as u64 + tail as u64);
+    }
+    small_copy_sum(dst, src)
+}
+
+/// The portable fused loop: 32 bytes a step copied and added as four native `u64` words into
+/// two accumulators; the last bytes (fewer than 32) copied, then summed by the `u64` loop.
+#[inline]
+fn small_copy_sum(dst: &mut [u8], src: &[u8]) -> u16 {
+    let (mut a0, mut a1) = (0u64, 0u64);
+    let mut d = dst.chunks_exact_mut(32);
+    let mut s = src.chunks_exact(32);
+    for (dc, sc) in (&mut d).zip(&mut s) {
+        dc.copy_from_slice(sc);
+        a0 = add64(a0, load(sc, 0));
+        a1 = add64(a1, load(sc, 8));
+        a0 = add64(a0, load(sc, 16));
+        a1 = add64(a1, load(sc, 24));
+    }
+    let (dr, sr) = (d.into_remainder(), s.remainder());
+    dr.copy_from_slice(sr);
+    // The remainder starts at a multiple of 32: its bytes keep their places in 16-bit words.
+    let tail = small_native_sum(sr);
+    fold32(fold64(add64(a0, a1)) as u64 + tail as u64)
+}
+
+/// [`lane_sum_avx2`] that also stores every 64-byte step of `src` into `dst`: the native-order
+/// sum of the whole 64-byte steps (not folded), the same steps copied; the remainder (fewer
+/// than 64 bytes) is neither copied nor summed.
+///
+/// # Safety
+/// The CPU must support AVX2. (`dst` and `src` must have the same length; a shorter `dst` is
+/// not unsound, only copied and summed up to its length.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn lane_copy_sum_avx2(dst: &mut [u8], src: &[u8]) -> u64 {
+    use std::arch::x86_64::*;
+    let low = _mm256_set1_epi32(0xffff);
+    let mut total = 0u64;
+    let blocks = dst
+        .chunks_mut(64 * LANE_TURNS)
+        .zip(src.chunks(64 * LANE_TURNS));
+    for (db, sb) in blocks {
+        let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let (mut ah, mut bh) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        for (dc, sc) in db.chunks_exact_mut(64).zip(sb.chunks_exact(64)) {
+            // SAFETY: `sc` and `dc` are 64 bytes long each, so both unaligned 32-byte loads
+            // stay inside `sc` and both unaligned 32-byte stores inside `dc`; `dc` is borrowed
+            // mutably, so nothing else reads or writes it meanwhile.
+            let (x, y) = unsafe {
+                let x = _mm256_loadu_si256(sc.as_ptr().cast());
+                let y = _mm256_loadu_si256(sc.as_ptr().add(32).cast());
+                _mm256_storeu_si256(dc.as_mut_ptr().cast(), x);
+                _mm256_storeu_si256(dc.as_mut_ptr().add(32).cast(), y);
+                (x, y)
+            };
+            a = _mm256_add_epi32(a, _mm256_and_si256(x, low));
+            ah = _mm256_add_epi32(ah, _mm256_srli_epi32::<16>(x));
+            b = _mm256_add_epi32(b, _mm256_and_si256(y, low));
+            bh = _mm256_add_epi32(bh, _mm256_srli_epi32::<16>(y));
+        }
+        // As in `lane_sum_avx2`: at most LANE_TURNS steps of 0xffff per lane, two lanes added.
+        let a = _mm256_add_epi32(a, ah);
+        let b = _mm256_add_epi32(b, bh);
+        let mut lanes = [0u32; 16];
+        // SAFETY: `lanes` is 64 bytes: room for both unaligned 32-byte stores.
+        unsafe {
+            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), a);
+            _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), b);
+        }
+        total += lanes.iter().map(|&l| l as u64).sum::<u64>();
+    }
+    total
 }
 
 /// One's-complement sum of two partial sums (any `u32` values; the result is folded to
@@ -423,6 +532,99 @@ pub(crate) mod tests {
                 "len {len}: {wide:#x} vs {narrow:#x}"
             );
         }
+    }
+
+    /// Lengths for the fused copy tests: every one up to 2100 bytes (and a few around the
+    /// vector loop's boundaries) natively; under Miri, where each byte costs far more, the
+    /// boundaries of both loops only.
+    fn copy_lengths() -> Vec<usize> {
+        if cfg!(miri) {
+            vec![
+                0, 1, 2, 7, 8, 31, 32, 33, 63, 64, 65, 127, 128, 129, 191, 192, 257,
+            ]
+        } else {
+            (0..=2100).chain([9000, 65535]).collect()
+        }
+    }
+
+    #[test]
+    fn copy_and_sum_copies_and_matches_sum_at_every_length_and_alignment() {
+        let mut state = 0x5151_a5a5_0f0f_7777u64;
+        let max = *copy_lengths().last().unwrap();
+        let mut src_store = vec![0u8; max + 8];
+        let mut dst_store = vec![0u8; max + 8];
+        for len in copy_lengths() {
+            for b in src_store.iter_mut() {
+                *b = xorshift(&mut state);
+            }
+            // Source and destination misaligned differently (and, under Miri, every pair).
+            let pairs: Vec<(usize, usize)> = if cfg!(miri) {
+                vec![(0, 0), (1, 0), (3, 6)]
+            } else {
+                vec![(len % 8, (len / 8) % 8)]
+            };
+            for (sa, da) in pairs {
+                dst_store.fill(0xa5);
+                let src = &src_store[sa..sa + len];
+                let got = copy_and_sum(&mut dst_store[da..da + len], src);
+                assert_eq!(&dst_store[da..da + len], src, "copy, len {len}");
+                assert_eq!(got, sum(src), "sum, len {len} align {sa}/{da}");
+                // Nothing written outside the destination.
+                assert!(dst_store[..da].iter().all(|&b| b == 0xa5));
+                assert!(dst_store[da + len..].iter().all(|&b| b == 0xa5));
+                // The portable loop alone (the one Miri runs) agrees too.
+                let mut d2 = vec![0u8; len];
+                let narrow = u16::from_be(small_copy_sum(&mut d2, src)) as u32;
+                assert_eq!(narrow % 0xffff, sum(src) % 0xffff, "portable, len {len}");
+                assert_eq!(&d2[..], src);
+            }
+        }
+    }
+
+    #[test]
+    fn copy_and_sum_of_a_payload_in_two_slices_combines_at_odd_offsets() {
+        // The send ring hands a payload as two slices; the second lands at an odd offset of
+        // the segment when the first is odd, and its sum must be byte-swapped (combine_at).
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let total = if cfg!(miri) { 200 } else { 3000 };
+        let data: Vec<u8> = (0..total).map(|_| xorshift(&mut state)).collect();
+        let cuts: Vec<usize> = if cfg!(miri) {
+            vec![0, 1, 63, 64, 129, 200]
+        } else {
+            (0..=total)
+                .step_by(7)
+                .chain([1, 2, 63, 64, 65, 127, 129])
+                .collect()
+        };
+        let header = [0x12u8, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x11, 0x22];
+        for cut in cuts {
+            let (a, b) = data.split_at(cut);
+            let mut buf = vec![0u8; header.len() + total];
+            buf[..header.len()].copy_from_slice(&header);
+            let (h, rest) = buf.split_at_mut(header.len());
+            let (da, db) = rest.split_at_mut(a.len());
+            let sa = copy_and_sum(da, a);
+            let sb = copy_and_sum(db, b);
+            let whole = combine(sum(h), combine_at(sa, sb, a.len()));
+            assert_eq!(&buf[header.len()..], &data[..], "cut {cut}");
+            assert_eq!(finish(whole), naive_checksum(&buf), "cut {cut}");
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "megabytes: too slow under Miri")]
+    fn copy_and_sum_folds_before_its_lanes_overflow() {
+        let len = 2 * 64 * LANE_TURNS + 13;
+        let src = vec![0xffu8; len];
+        let mut dst = vec![0u8; len];
+        assert_eq!(finish(copy_and_sum(&mut dst, &src)), naive_checksum(&src));
+        assert_eq!(dst, src);
+    }
+
+    #[test]
+    #[should_panic(expected = "lengths differ")]
+    fn copy_and_sum_rejects_different_lengths() {
+        copy_and_sum(&mut [0u8; 3], &[1, 2]);
     }
 
     #[test]
