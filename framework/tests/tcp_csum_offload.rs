@@ -60,7 +60,9 @@ impl Seen {
     }
 }
 
-/// Moves frames between the host sides, looking at each (flags and bytes unchanged).
+/// Moves frames between the host sides, looking at each (bytes unchanged). Like a bridge
+/// passing `CHECKSUM_PARTIAL` on, a frame that arrived vouched for leaves as a partial-checksum
+/// request again (the ring gives each receiver its own verdict).
 struct Tap {
     to_server: Box<dyn TxQueue>,
     from_server: Box<dyn RxQueue>,
@@ -81,8 +83,11 @@ impl Tap {
             if from.rx_burst(&mut b, 64) == 0 {
                 continue;
             }
-            for m in b.iter() {
+            for m in b.iter_mut() {
                 self.seen.look(m);
+                if m.ol_flags() & ol::RX_L4_CKSUM_GOOD != 0 {
+                    m.set_ol_flags(ol::TX_L4_CKSUM);
+                }
             }
             to.tx_burst(&mut b);
             assert!(b.is_empty(), "the ring to the stack is full");

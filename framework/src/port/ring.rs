@@ -9,7 +9,9 @@
 //! process, so the checksum is never completed; the receiving side gets the packet flagged
 //! [`ol::RX_L4_CKSUM_GOOD`] instead of [`ol::TX_L4_CKSUM`] (the checksum field keeps the
 //! pseudo-header sum, which is what a capture shows, as `tcpdump` on veth shows). Transmit
-//! requests never reach a receiver: the other `TX_*` flags are cleared on receive.
+//! requests never reach a receiver: the other `TX_*` flags are cleared on receive, and so are
+//! checksum verdicts left from an earlier receive of the same mbuf (a forwarded or echoed
+//! packet): the receiver sees only this port's own verdict.
 
 use super::{
     LinkStatus, MacAddr, Port, PortCounters, PortError, PortInfo, QueueSlots, RxQueue, TxQueue,
@@ -178,13 +180,20 @@ struct RingRx {
     counters: QueueCounterRef,
 }
 
-/// Transmit requests, cleared from what a ring delivers.
-const TX_FLAGS: u64 = ol::TX_L4_CKSUM | ol::TX_IP_CKSUM | ol::TX_VLAN;
+/// Transmit requests and checksum verdicts, cleared from what a ring delivers (its own verdict
+/// is set again).
+const STALE_FLAGS: u64 = ol::TX_L4_CKSUM
+    | ol::TX_IP_CKSUM
+    | ol::TX_VLAN
+    | ol::RX_L4_CKSUM_GOOD
+    | ol::RX_L4_CKSUM_BAD
+    | ol::RX_IP_CKSUM_GOOD
+    | ol::RX_IP_CKSUM_BAD;
 
 /// The receive flags of a packet sent with `flags` through a side that does (`offload`) or
-/// does not accept partial L4 checksums: transmit requests cleared; a partial checksum vouched
-/// for when the sender accepted it (a sender that did not has passed it on as it was, so the
-/// receiver verifies it and finds it wrong, as on a real wire).
+/// does not accept partial L4 checksums: transmit requests and earlier verdicts cleared; a
+/// partial checksum vouched for when the sender accepted it (a sender that did not has passed
+/// it on as it was, so the receiver verifies it and finds it wrong, as on a real wire).
 #[inline]
 fn rx_flags(flags: u64, offload: bool) -> u64 {
     let good = if offload && flags & ol::TX_L4_CKSUM != 0 {
@@ -192,7 +201,7 @@ fn rx_flags(flags: u64, offload: bool) -> u64 {
     } else {
         0
     };
-    (flags & !TX_FLAGS) | good
+    (flags & !STALE_FLAGS) | good
 }
 
 impl RxQueue for RingRx {
@@ -207,7 +216,7 @@ impl RxQueue for RingRx {
         for m in &mut out.as_mut_slice()[start..] {
             m.set_port(self.port);
             let flags = m.ol_flags();
-            if flags & TX_FLAGS != 0 {
+            if flags & STALE_FLAGS != 0 {
                 m.set_ol_flags(rx_flags(flags, self.peer_offload));
             }
             bytes += m.pkt_len();
@@ -349,6 +358,9 @@ mod tests {
         );
         assert_eq!(recv(&mut b_rx), ol::RX_L4_CKSUM_GOOD | ol::RX_RSS_HASH);
         send(&mut a_tx, 0);
+        assert_eq!(recv(&mut b_rx), 0);
+        // A verdict from an earlier receive (a forwarded mbuf) is not the ring's to give.
+        send(&mut a_tx, ol::RX_L4_CKSUM_GOOD | ol::RX_IP_CKSUM_GOOD);
         assert_eq!(recv(&mut b_rx), 0);
         // b does not: a gets the bytes as they were, unvouched for.
         send(&mut b_tx, ol::TX_L4_CKSUM | ol::TX_VLAN);

@@ -389,8 +389,14 @@ impl UdpApp for UdpEcho {
 /// towards the remote to take a source address from), `too_long` (more than 65507 bytes of
 /// payload), `shared_buffer` (a payload shared with a clone cannot take headers),
 /// `no_headroom` (fewer than 28 bytes in front of the payload).
+///
+/// When the route to the remote leaves through a port that takes partial L4 checksums
+/// ([`StackEnv::tx_l4_checksum_offload`]), the checksum field gets only the pseudo-header sum
+/// and the mbuf `TX_L4_CKSUM`; the payload is not summed.
 pub struct UdpOutput {
     env: Arc<StackEnv>,
+    /// Some interface takes partial L4 checksums (otherwise no per-datagram route check).
+    any_offload: bool,
     ident: u16,
     no_route: DropId,
     too_long: DropId,
@@ -403,6 +409,11 @@ impl UdpOutput {
     pub fn new(env: &Arc<StackEnv>) -> Self {
         UdpOutput {
             env: env.clone(),
+            any_offload: env
+                .fib
+                .interfaces()
+                .iter()
+                .any(|i| i.tx_l4_checksum_offload),
             ident: 0,
             no_route: DropId::placeholder(),
             too_long: DropId::placeholder(),
@@ -437,13 +448,19 @@ impl Node for UdpOutput {
             let rport = (md.aux[1] >> 16) as u16;
             let lport = md.aux[1] as u16;
             let mut local = Ipv4Addr::from(md.addr);
-            if md.addr == 0 || !env.fib.is_local_addr(local) {
-                // The route towards the remote decides the interface, whose address becomes
-                // the source. ECMP members are all ours, so member 0 is as good as any.
-                let picked = env
-                    .fib
-                    .lookup(remote, 0)
-                    .and_then(|hop| env.interface(hop.port))
+            let pick = md.addr == 0 || !env.fib.is_local_addr(local);
+            // The port of the route towards the remote (ECMP member 0): its interface gives
+            // the source address when the app left it to us, and whether the checksum can be
+            // left partial (`tx` completes it should the datagram leave through another port).
+            let hop_port = if pick || self.any_offload {
+                env.fib.lookup(remote, 0).map(|hop| hop.port)
+            } else {
+                None
+            };
+            let offload = hop_port.is_some_and(|p| env.tx_l4_checksum_offload(p));
+            if pick {
+                let picked = hop_port
+                    .and_then(|p| env.interface(p))
                     .and_then(|ifc| ifc.source_for(remote));
                 match picked {
                     Some(a) => local = a,
@@ -487,9 +504,15 @@ impl Node for UdpOutput {
                 ip.fill_checksum();
             }
             let ph = checksum::pseudo_header_v4(local, remote, ip_protocol::UDP, ulen as u16);
-            let c = match checksum::finish(checksum::combine(ph, chain_sum(&m, IP_HDR))) {
-                0 => 0xffff, // RFC 768: a computed zero is sent as all ones
-                c => c,
+            let c = if offload {
+                // Partial: the pseudo-header sum, for the port to complete (DPDK convention).
+                m.set_ol_flags(m.ol_flags() | ol::TX_L4_CKSUM);
+                ph as u16
+            } else {
+                match checksum::finish(checksum::combine(ph, chain_sum(&m, IP_HDR))) {
+                    0 => 0xffff, // RFC 768: a computed zero is sent as all ones
+                    c => c,
+                }
             };
             m.data_mut()[IP_HDR + 6..IP_HDR + 8].copy_from_slice(&c.to_be_bytes());
             let mdm = meta_mut(&mut m);
@@ -528,6 +551,10 @@ mod tests {
     }
 
     fn ifc(port: u16, addr: &str, len: u8) -> Interface {
+        ifc_offload(port, addr, len, false)
+    }
+
+    fn ifc_offload(port: u16, addr: &str, len: u8, offload: bool) -> Interface {
         Interface {
             port,
             name: format!("p{port}"),
@@ -538,7 +565,7 @@ mod tests {
                 prefix_len: len,
             }],
             promiscuous: false,
-            tx_l4_checksum_offload: false,
+            tx_l4_checksum_offload: offload,
         }
     }
 
@@ -554,6 +581,7 @@ mod tests {
     #[derive(Debug, Clone)]
     struct Seen {
         bytes: Vec<u8>,
+        flags: u64,
         meta: PktMeta,
         segs: usize,
         buf: u32,
@@ -576,6 +604,7 @@ mod tests {
             pkts.drain_front(n, |m| {
                 self.0.lock().unwrap().push(Seen {
                     bytes: joined(&m),
+                    flags: m.ol_flags(),
                     meta: *meta(&m),
                     segs: m.nb_segs(),
                     buf: m.buf_index(),
@@ -648,8 +677,16 @@ mod tests {
     }
 
     fn harness() -> Harness {
+        harness_with(false)
+    }
+
+    /// The harness, port 1 taking partial L4 checksums when `offload`.
+    fn harness_with(offload: bool) -> Harness {
         let fib = Fib::new(
-            vec![ifc(0, "198.18.0.1", 24), ifc(1, "198.18.1.1", 24)],
+            vec![
+                ifc(0, "198.18.0.1", 24),
+                ifc_offload(1, "198.18.1.1", 24, offload),
+            ],
             &[],
         )
         .unwrap();
@@ -1103,6 +1140,40 @@ mod tests {
         assert_eq!(h.drops(names::UDP_OUTPUT, "no_headroom"), 1);
         assert_eq!(h.pool().in_use(), 0);
         assert_eq!(low.in_use(), 0);
+    }
+
+    #[test]
+    fn checksums_are_left_partial_towards_a_port_that_completes_them() {
+        let mut h = harness_with(true);
+        h.sends.lock().unwrap().extend([
+            // Routed through port 1, which takes partial checksums.
+            Cmd::Bytes(b"ping!", sa("0.0.0.0:53"), sa("198.18.1.7:5353")),
+            // Through port 0, which does not (the given source is port 1's: the route counts).
+            Cmd::Bytes(b"pong", sa("198.18.1.1:53"), sa("198.18.0.9:5353")),
+        ]);
+        h.poll();
+        let out = h.take_out();
+        assert_eq!(out.len(), 2);
+        let partial = &out[0];
+        assert_eq!(partial.flags & ol::TX_L4_CKSUM, ol::TX_L4_CKSUM);
+        let ph =
+            checksum::pseudo_header_v4(ip("198.18.1.1"), ip("198.18.1.7"), ip_protocol::UDP, 8 + 5);
+        assert_eq!(
+            u16::from_be_bytes([partial.bytes[26], partial.bytes[27]]),
+            ph as u16
+        );
+        // What the tx node does for a port without offload gives the checksum etherparse
+        // computes.
+        let mut m = h.mbuf(&partial.bytes, None);
+        m.set_ol_flags(partial.flags);
+        assert!(crate::stack::offload::complete_l4_checksum(&mut m, 0));
+        let (_, _, payload) = check_output(&joined(&m));
+        assert_eq!(payload, b"ping!");
+        drop(m);
+        // Port 0: complete, unflagged.
+        assert_eq!(out[1].flags & ol::TX_L4_CKSUM, 0);
+        check_output(&out[1].bytes);
+        assert_eq!(h.pool().in_use(), 0);
     }
 
     #[test]
