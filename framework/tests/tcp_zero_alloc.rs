@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::counting::{self, Counting};
-use common::tcp::{count, tcp_apps, Server, Stacks};
+use common::tcp::{count, direct_ports, direct_ports_offload, tcp_apps, Server, Stacks};
 use ferroplane::graph::GraphMonitor;
+use ferroplane::port::ring::RingPort;
 use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::tcp::{SockId, TcpApp, TcpControl, TcpSocket};
 
@@ -139,8 +140,19 @@ fn echo_allocates_nothing(
     steady_max: u64,
     how: &str,
 ) -> GraphMonitor {
+    echo_on_ports_allocates_nothing(direct_ports(), server, warm_max, steady_max, how)
+}
+
+/// [`echo_allocates_nothing`] with the stacks on `ports`.
+fn echo_on_ports_allocates_nothing(
+    (sp, cp): (RingPort, RingPort),
+    server: Server<'_>,
+    warm_max: u64,
+    steady_max: u64,
+    how: &str,
+) -> GraphMonitor {
     let st = Arc::new(Mutex::new(Stream::default()));
-    let mut stacks = Stacks::new(server, tcp_apps(vec![Box::new(Client(st.clone()))]));
+    let mut stacks = Stacks::on(sp, cp, server, tcp_apps(vec![Box::new(Client(st.clone()))]));
     let sgraph = stacks.server_graph.clone();
     // Warm up: connect and stream a few MB (pool caches, rings, ARP, per-socket queues settled).
     run_until(&mut stacks, warm_max, false, || {
@@ -178,6 +190,20 @@ fn tcp_echo_steady_state_allocates_nothing() {
         2_000_000,
         "",
     );
+}
+
+#[test]
+fn tcp_echo_with_checksum_offload_allocates_nothing() {
+    // Partial checksums on both ring sides: tcp-input and the tx node take other paths.
+    let sgraph = echo_on_ports_allocates_nothing(
+        direct_ports_offload(true),
+        Server::new("name = \"tcp-echo\"\nports = [7]\nsend_buffer = 65536\nrecv_buffer = 65536"),
+        200_000,
+        2_000_000,
+        " with checksum offload",
+    );
+    assert_eq!(count(&sgraph, "tx", "l4_checksum_completed"), 0);
+    assert_eq!(count(&sgraph, "tcp-input", "bad_checksum"), 0);
 }
 
 #[test]

@@ -51,7 +51,17 @@ pub fn side_offload(name: &str, mac: MacAddr, queues: u16, offload: bool) -> Rin
 
 /// The server's and the client's ports joined directly.
 pub fn direct_ports() -> (RingPort, RingPort) {
-    RingPort::pair(side("p0", SERVER_MAC, 1), side("p0", CLIENT_MAC, 1), 1024).unwrap()
+    direct_ports_offload(false)
+}
+
+/// [`direct_ports`] taking partial L4 checksums on transmit when `offload`.
+pub fn direct_ports_offload(offload: bool) -> (RingPort, RingPort) {
+    RingPort::pair(
+        side_offload("p0", SERVER_MAC, 1, offload),
+        side_offload("p0", CLIENT_MAC, 1, offload),
+        1024,
+    )
+    .unwrap()
 }
 
 /// The server's port with its host side ("h0") and the client's port with its host side
