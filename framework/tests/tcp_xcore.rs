@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use common::tcp::{count, xorshift_bytes, EchoClient, Flows, Server, Stacks};
 use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::setup::TcpApps;
+use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::CloseReason;
 
 #[test]
@@ -39,6 +40,7 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
         app_lcore,
         mut client,
         server_graph: sgraph,
+        app_graph,
         ..
     } = Stacks::new(
         Server {
@@ -100,6 +102,11 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
     assert_eq!(count(&sgraph, "tcp-input", "xcore_sockets"), conns as u64);
     assert_eq!(count(&sgraph, "tcp-input", "xcore_rx_bytes"), total as u64);
     assert_eq!(count(&sgraph, "tcp-input", "xcore_tx_bytes"), total as u64);
+    // The app lcore's: its endpoint read and wrote every byte, the echo counted them.
+    let ag = app_graph.unwrap();
+    for r in ["ep_rx_bytes", "ep_tx_bytes", "echo_bytes"] {
+        assert_eq!(count(&ag, XCORE_APP_NODE, r), total as u64, "{r}");
+    }
     eprintln!(
         "{conns} connections, {total} bytes echoed through an app lcore thread in {took:?} ({:.0} Mbit/s each way)",
         total as f64 * 8.0 / took.as_secs_f64() / 1e6

@@ -1,6 +1,8 @@
 //! Applications: the [`Stage`] implementations that lcores run, chosen by `[app]` in the
-//! config. `l2fwd` is a plain stage; `l3fwd`, `udp-echo` and `tcp-echo` run the L2/L3 stack
-//! graph (TCP apps inside its `tcp-input` node).
+//! config. `l2fwd` is a plain stage; `l3fwd`, `udp-echo`, `tcp-echo` and `http` run the L2/L3
+//! stack graph (TCP apps inside its `tcp-input` node). With `app_lcores`, `tcp-echo` and
+//! `http` run their application on app lcores ([`xcore::XcoreStage`]) behind the stack
+//! lcores' bridges.
 
 pub mod http;
 pub mod l2fwd;
@@ -9,7 +11,7 @@ pub mod pktgen;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::config::{AppConfig, Config, FwdMode};
+use crate::config::{AppConfig, Config, FwdMode, HttpConfig, TcpEchoConfig};
 use crate::graph::{GraphStage, TraceControl};
 use crate::mem::Mempool;
 use crate::port::{MacAddr, PortInfo};
@@ -46,12 +48,21 @@ struct XcoreWiring {
     endpoints: Mutex<HashMap<u32, Vec<AppLink>>>,
 }
 
-/// One link per (stack lcore, app lcore) of a `tcp-echo` with `app_lcores`.
+/// The TCP server options of the apps that have them (`tcp-echo`, `http`).
+fn tcp_server(cfg: &Config) -> Option<&TcpEchoConfig> {
+    match &cfg.app {
+        AppConfig::TcpEcho(e) => Some(e),
+        AppConfig::Http(h) => Some(&h.tcp),
+        _ => None,
+    }
+}
+
+/// One link per (stack lcore, app lcore) of a `tcp-echo` or `http` with `app_lcores`.
 fn xcore_wiring(
     cfg: &Config,
     stack: Option<&Arc<StackEnv>>,
 ) -> Result<Option<XcoreWiring>, RuntimeError> {
-    let (AppConfig::TcpEcho(e), Some(env)) = (&cfg.app, stack) else {
+    let (Some(e), Some(env)) = (tcp_server(cfg), stack) else {
         return Ok(None);
     };
     if e.app_lcores.is_empty() {
@@ -235,23 +246,30 @@ pub fn make_stage(
             if let Some(x) = &shared.xcore {
                 let links = x.endpoints.lock().map(|mut m| m.remove(&lcore));
                 if let Ok(Some(links)) = links {
-                    // An app lcore: the echo logic over its links to the stack lcores.
+                    // An app lcore: the application over its links to the stack lcores.
                     let ep = xcore::XcoreEndpoint::new(x.params, x.pool.clone(), links);
-                    return Ok(Box::new(xcore::XcoreStage::new(
-                        ep,
-                        Box::new(xcore::XcoreEcho::default()),
-                    )));
+                    let app: Box<dyn xcore::XcoreApp> = match &cfg.app {
+                        AppConfig::Http(h) => Box::new(http::XcoreHttp::new(
+                            http_site(shared),
+                            http_limits(h),
+                            ep.links(),
+                            x.params.max_sockets,
+                        )),
+                        _ => Box::new(xcore::XcoreEcho::default()),
+                    };
+                    return Ok(Box::new(xcore::XcoreStage::new(ep, app)));
                 }
             }
-            let tcp = match &cfg.app {
-                AppConfig::TcpEcho(e) if shared.xcore.is_some() => {
-                    let x = shared.xcore.as_ref().expect("checked");
+            let tcp = match (&cfg.app, &shared.xcore) {
+                // A stack lcore of an app running on app lcores: the bridge is its TCP app.
+                (AppConfig::TcpEcho(_) | AppConfig::Http(_), Some(x)) => {
                     let links = x
                         .bridges
                         .lock()
                         .ok()
                         .and_then(|mut m| m.remove(&lcore))
                         .unwrap_or_default();
+                    let e = tcp_server(cfg).expect("tcp-echo and http have TCP options");
                     let mut apps = tcp_echo_apps(e);
                     apps.apps = vec![Box::new(xcore::XcoreBridge::new(
                         x.params,
@@ -260,19 +278,12 @@ pub fn make_stage(
                     ))];
                     apps
                 }
-                AppConfig::TcpEcho(e) => tcp_echo_apps(e),
-                AppConfig::Http(h) => {
-                    let site = shared
-                        .http
-                        .clone()
-                        .expect("prepare() loads the site for http");
+                (AppConfig::TcpEcho(e), None) => tcp_echo_apps(e),
+                (AppConfig::Http(h), None) => {
                     let mut apps = tcp_echo_apps(&h.tcp);
                     apps.apps = vec![Box::new(http::HttpServer::new(
-                        site,
-                        http::HttpLimits {
-                            max_head: h.max_request_head as usize,
-                            ..http::HttpLimits::default()
-                        },
+                        http_site(shared),
+                        http_limits(h),
                         h.tcp.max_connections as usize,
                     ))];
                     apps
@@ -292,25 +303,40 @@ pub fn make_stage(
 }
 
 /// The lcores that run TCP applications (connections and listeners), in config order: every
-/// lcore of `tcp-echo` (but its `app_lcores`) and `http`, none otherwise (other stack apps
+/// lcore of `tcp-echo` and `http` but their `app_lcores`, none otherwise (other stack apps
 /// only answer resets, which needs no per-flow state). With two or more, flows are steered
 /// between them by `tcp-handoff`.
 pub fn tcp_lcores(cfg: &Config) -> Vec<u32> {
-    match cfg.app {
+    match tcp_server(cfg) {
         // App lcores (`app_lcores`) run the application, not the stack.
-        AppConfig::TcpEcho(ref e) => cfg
+        Some(e) => cfg
             .lcores
             .iter()
             .map(|l| l.id)
             .filter(|id| !e.app_lcores.contains(id))
             .collect(),
-        AppConfig::Http(_) => cfg.lcores.iter().map(|l| l.id).collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
+    }
+}
+
+/// The site `prepare()` loaded for `http`.
+fn http_site(shared: &AppShared) -> Arc<http::Site> {
+    shared
+        .http
+        .clone()
+        .expect("prepare() loads the site for http")
+}
+
+/// The per-connection limits of an `http` config.
+fn http_limits(h: &HttpConfig) -> http::HttpLimits {
+    http::HttpLimits {
+        max_head: h.max_request_head as usize,
+        ..http::HttpLimits::default()
     }
 }
 
 /// The TCP side of `tcp-echo`: one echo app listening on every configured port.
-pub fn tcp_echo_apps(e: &crate::config::TcpEchoConfig) -> TcpApps {
+pub fn tcp_echo_apps(e: &TcpEchoConfig) -> TcpApps {
     let cfg = TcpConfig {
         send_buffer: e.send_buffer as usize,
         recv_buffer: e.recv_buffer as usize,
@@ -349,7 +375,16 @@ mod tests {
 
     #[test]
     fn app_lcores_get_one_link_per_stack_lcore_and_back() {
-        let cfg = crate::config::parse(
+        for app in [
+            "name = \"tcp-echo\"\napp_lcores = [2, 4]",
+            "name = \"http\"\napp_lcores = [2, 4]\n[[app.routes]]\npath = \"/\"\nbody = \"hi\"",
+        ] {
+            links_for(app);
+        }
+    }
+
+    fn links_for(app: &str) {
+        let cfg = crate::config::parse(&format!(
             r#"
 [memory]
 huge_pages = "off"
@@ -375,14 +410,14 @@ id = 3
 rx = ["p1"]
 [[lcores]]
 id = 4
-[app]
-name = "tcp-echo"
-app_lcores = [2, 4]
 [metrics]
 enabled = false
-"#,
-        )
+[app]
+{app}
+"#
+        ))
         .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(tcp_lcores(&cfg), vec![1, 3], "{app}");
         let mut p = MempoolParams::new("t", 1024);
         p.huge = HugePolicy::Off;
         let pool = Mempool::new(&p).unwrap();
@@ -410,10 +445,23 @@ enabled = false
             assert_eq!(bk, vec![(1, 2), (3, 2)]);
             assert_eq!(ek, vec![(2, 2), (4, 2)]);
         }
-        // Stack lcores run the graph (with the bridge), app lcores the endpoint.
+        // Stack lcores run the graph (with the bridge), app lcores the endpoint and the
+        // application, reported as one `xcore-app` node.
         for (lcore, graph) in [(1, true), (2, false), (3, true), (4, false)] {
             let stage = make_stage(&cfg, &shared, lcore).unwrap();
-            assert_eq!(stage.graph_monitor().is_some(), graph, "lcore {lcore}");
+            let nodes: Vec<String> = stage
+                .graph_monitor()
+                .expect("every stack app stage has counters")
+                .stats()
+                .into_iter()
+                .map(|n| n.node)
+                .collect();
+            assert_eq!(nodes.iter().any(|n| n == "tcp-input"), graph, "{lcore}");
+            assert_eq!(
+                nodes == [xcore::XCORE_APP_NODE],
+                !graph,
+                "lcore {lcore}: {nodes:?}"
+            );
         }
         let x = shared.xcore.as_ref().unwrap();
         assert!(x.bridges.lock().unwrap().is_empty());

@@ -711,7 +711,7 @@ pub struct TcpEchoConfig {
     pub backlog: u32,
     /// Lcores (declared in `[[lcores]]`, polling no queues) that run the application and
     /// reach the connections through rings; empty (the default): the application runs on
-    /// the stack lcores. `tcp-echo` only.
+    /// the stack lcores. `tcp-echo` and `http` (whose sessions then run there).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub app_lcores: Vec<u32>,
 }
@@ -721,6 +721,7 @@ pub struct TcpEchoConfig {
 #[serde(rename_all = "lowercase")]
 pub enum HttpBody {
     /// The text given in the config.
+    #[serde(rename = "body")]
     Text(String),
     /// A file read into memory at start-up.
     File(std::path::PathBuf),
@@ -733,7 +734,8 @@ pub struct HttpRouteConfig {
     pub path: String,
     /// The `Content-Type` of the response (default `text/plain`).
     pub content_type: String,
-    /// The response body.
+    /// The response body (printed as `body = "..."` or `file = "..."`, as written).
+    #[serde(flatten)]
     pub body: HttpBody,
 }
 

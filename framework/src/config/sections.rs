@@ -1236,7 +1236,7 @@ pub(super) struct RawTcpEcho {
     pub(super) max_connections: Option<u32>,
     pub(super) max_time_wait: Option<At<u32>>,
     pub(super) backlog: Option<u32>,
-    /// `app_lcores` (tcp-echo only; `None` if invalid).
+    /// `app_lcores` (tcp-echo and http; `None` if invalid).
     pub(super) app_lcores: Option<Vec<At<u32>>>,
 }
 
@@ -1254,7 +1254,7 @@ const TCP_ECHO_KEYS: &[&str] = &[
     "app_lcores",
 ];
 
-/// The keys of `http`: the TCP server's and its own.
+/// The keys of `http`: the TCP server's, the lcores its sessions run on, and its own.
 const HTTP_KEYS: &[&str] = &[
     "ports",
     "address",
@@ -1265,6 +1265,7 @@ const HTTP_KEYS: &[&str] = &[
     "max_connections",
     "max_time_wait",
     "backlog",
+    "app_lcores",
     "routes",
     "server",
     "max_request_head",
@@ -1303,7 +1304,9 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
         app,
         &format!("choose the application: name = {}", quoted_list(&apps)),
     );
-    // Keys of the other applications are errors; all application keys are known either way.
+    // Keys of the other applications are errors (one per key, naming every application that
+    // has it); all application keys are known either way.
+    let mut reported: Vec<&str> = Vec::new();
     for (name, keys) in APP_KEYS {
         t.mark(keys);
         let Some(app) = &app else { continue };
@@ -1315,11 +1318,17 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
             .find(|(n, _)| *n == app.v)
             .map_or(&[], |(_, k)| *k);
         for key in *keys {
-            if t.has(key) && !own.contains(key) {
+            if t.has(key) && !own.contains(key) && !reported.contains(key) {
+                reported.push(key);
+                let owners: Vec<String> = APP_KEYS
+                    .iter()
+                    .filter(|(_, k)| k.contains(key))
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
                 d.error(
                     t.child(key),
                     &t.key_span(key),
-                    format!("`{key}` is only valid for app \"{name}\""),
+                    format!("`{key}` is only valid for app {}", owners.join(" or ")),
                     format!(
                         "this [app] has name = \"{}\"; remove `{key}` or change the application",
                         app.v
@@ -1340,7 +1349,8 @@ pub(super) fn read_app(d: &mut Diag, root: &mut Table<'_, '_>) -> Option<RawApp>
             Some(RawApp::TcpEcho(tcp))
         }
         Some("http") => {
-            let tcp = read_tcp_echo(d, &mut t, 80);
+            let mut tcp = read_tcp_echo(d, &mut t, 80);
+            tcp.app_lcores = read_app_lcores(d, &mut t);
             Some(RawApp::Http(tcp, http::read_http(d, &mut t)))
         }
         Some(_) => {

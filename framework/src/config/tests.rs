@@ -72,6 +72,10 @@ const SAMPLES: &[&str] = &[
     "l3fwd.toml",
     "udp-echo.toml",
     "tcp-echo.toml",
+    "tcp-echo-xcore.toml",
+    "http.toml",
+    "http-2lcores.toml",
+    "http-xcore.toml",
     "acl-example.toml",
     "pktgen-null.toml",
     "pktgen-ring.toml",
@@ -116,6 +120,16 @@ fn all_sample_configs_parse() {
     for name in SAMPLES {
         if let Err(e) = parse_with(&sample(name), &env()) {
             panic!("configs/{name} has errors:\n{e}");
+        }
+    }
+    // Every shipped config is in the list (a new file cannot be forgotten).
+    for entry in std::fs::read_dir(root().join("configs")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".toml") {
+            assert!(
+                SAMPLES.contains(&name.as_str()),
+                "add configs/{name} to SAMPLES"
+            );
         }
     }
 }

@@ -146,6 +146,32 @@ impl GraphMonitor {
     pub fn trace(&self) -> &Arc<TraceControl> {
         &self.trace
     }
+
+    /// The monitor of a stage that runs no graph but reports like one: a single node `node`
+    /// with these event counters (an app lcore's application). Its stage writes them through
+    /// [`node_counters`](Self::node_counters) and [`event`](Self::event), so they reach the
+    /// runtime report and `/metrics` the same way as a graph node's counters.
+    pub fn single_node(node: &'static str, events: &[&'static str]) -> GraphMonitor {
+        GraphMonitor {
+            names: vec![node].into(),
+            nodes: vec![NodeCounters::default()].into(),
+            reasons: events.iter().map(|e| (node, *e)).collect(),
+            drops: events.iter().map(|_| Counter::default()).collect(),
+            overflow: Arc::new(Counter::default()),
+            trace: TraceControl::new(),
+        }
+    }
+
+    /// The counters of node `i` (single writer: the lcore running it).
+    pub(crate) fn node_counters(&self, i: usize) -> Option<&NodeCounters> {
+        self.nodes.get(i)
+    }
+
+    /// Event counter `i`, in the order the events were registered (single writer: the lcore
+    /// running the graph).
+    pub(crate) fn event(&self, i: usize) -> Option<&Counter> {
+        self.drops.get(i)
+    }
 }
 
 /// Collects nodes, then wires them into a [`Graph`].

@@ -15,6 +15,7 @@ use ferroplane::port::ring::{RingPort, RingSide};
 use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
 use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo, Stage};
 use ferroplane::stack::setup::{build_graph_with_tcp, TcpApps, UdpApps};
+use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
 
 pub const SERVER_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x01]);
@@ -240,6 +241,8 @@ pub struct Stacks {
     pub client: Lcore,
     pub server_graph: GraphMonitor,
     pub client_graph: GraphMonitor,
+    /// The app lcore's counters (node `xcore-app`: the endpoint's and the application's).
+    pub app_graph: Option<GraphMonitor>,
 }
 
 impl Stacks {
@@ -259,12 +262,15 @@ impl Stacks {
         let text = one_port_config(SERVER_IP, SERVER_MAC, server.app, &lcore_tables(1, idle));
         let (scfg, sshared) = prepare(&text, &sp, pool("srv", server.mbufs));
         let (server_lcore, server_graph) = server_lcore(&scfg, &sshared, 1, &mut sp, 0);
+        let mut app_graph = None;
         let app_lcore = server.app_lcore.map(|idle| {
             let stage = app::make_stage(&scfg, &sshared, 2).unwrap();
+            let g = stage.graph_monitor().expect("the app lcore's counters");
             assert!(
-                stage.graph_monitor().is_none(),
-                "lcore 2 runs the app, not a graph"
+                !has_node(&g, "tcp-input") && has_node(&g, XCORE_APP_NODE),
+                "lcore 2 runs the app, not the stack"
             );
+            app_graph = Some(g);
             Lcore::new(
                 2,
                 None,
@@ -290,6 +296,7 @@ impl Stacks {
             client,
             server_graph,
             client_graph,
+            app_graph,
         }
     }
 

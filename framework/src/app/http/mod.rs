@@ -1,8 +1,10 @@
 //! The HTTP/1.1 server application's protocol side: a [`Site`] of responses built once at
 //! start-up (fixed bodies and files loaded into memory), and an [`HttpSession`] per
 //! connection that parses requests with `httparse` and writes responses with keep-alive and
-//! pipelining. Both are sans-IO; the TCP socket glue feeds them bytes and drains them into
-//! the send buffer, so they are tested here without a network.
+//! pipelining. Both are sans-IO; the socket glue feeds them bytes and drains them into the
+//! send side, so they are tested here without a network. The glue exists twice over one
+//! shared per-connection step: [`HttpServer`] on the stack lcore (same-core callbacks) and
+//! [`XcoreHttp`] on an app lcore (`app_lcores`, through the cross-core endpoint).
 //!
 //! Behaviour, as an nginx user would expect it:
 //! * `GET` and `HEAD` of a routed path → `200` with the exact `Content-Length` (HEAD without
@@ -18,9 +20,11 @@
 //!   `Connection: keep-alive`. Every response carries `Date`, `Server`, `Content-Type`,
 //!   `Content-Length` and `Connection`.
 
+mod conn;
 mod server;
 mod session;
 mod site;
+mod xcore;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +32,7 @@ mod tests;
 pub use server::HttpServer;
 pub use session::{Flush, HttpLimits, HttpSession, HttpStats, MAX_HEADERS, PIPELINE_DEPTH};
 pub use site::{Builtin, DateLine, ResponseId, Site, SiteBuilder, SiteError};
+pub use xcore::XcoreHttp;
 
 use crate::config::{HttpBody, HttpConfig};
 

@@ -46,6 +46,17 @@ pub struct HttpStats {
 }
 
 impl HttpStats {
+    /// Reports every counter under its exported name (`http_requests`, `http_2xx`, ...), the
+    /// same names whether the sessions run on the stack lcore or on an app lcore.
+    pub fn counters(&self, out: &mut dyn FnMut(&'static str, u64)) {
+        out("http_requests", self.requests);
+        out("http_2xx", self.status_2xx);
+        out("http_4xx", self.status_4xx);
+        out("http_5xx", self.status_5xx);
+        out("http_malformed", self.malformed);
+        out("http_bytes_out", self.bytes_out);
+    }
+
     /// Adds another set of counters to this one.
     pub fn add(&mut self, o: &HttpStats) {
         self.requests += o.requests;

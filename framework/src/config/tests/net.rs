@@ -1457,10 +1457,43 @@ fn app_lcores_must_be_declared_queueless_lcores() {
     assert!(q.hint.contains("polls no queues"), "{}", q.hint);
     let e = errs(&with(stack, "name = \"tcp-echo\"\napp_lcores = [64]"));
     assert!(at(&e, "app.app_lcores[0]").hint.contains("0 to 63"));
-    // Only tcp-echo runs on app lcores.
+    // http too, with the same checks.
+    let route = "\n[[app.routes]]\npath = \"/\"\nbody = \"hi\"";
+    let c = ok(&with(
+        &format!("{stack}[[lcores]]\nid = 2\n"),
+        &format!("name = \"http\"\napp_lcores = [2]{route}"),
+    ));
+    let AppConfig::Http(h) = &c.app else {
+        panic!("{:?}", c.app)
+    };
+    assert_eq!(h.tcp.app_lcores, vec![2]);
+    assert!(c.lcores[1].tx.is_empty());
+    let printed = toml::to_string(&c).unwrap();
+    assert!(printed.contains("app_lcores = [2]"), "{printed}");
+    assert_eq!(ok(&printed), c);
+    let e = errs(&with(
+        &format!("{stack}[[lcores]]\nid = 2\n"),
+        &format!("name = \"http\"\napp_lcores = [5, 2, 2, 1]{route}"),
+    ));
+    assert_eq!(
+        at(&e, "app.app_lcores[0]").message,
+        "lcore 5 is not declared in [[lcores]]"
+    );
+    assert_eq!(
+        at(&e, "app.app_lcores[2]").message,
+        "lcore 2 is listed twice (also at app.app_lcores[1])"
+    );
+    let q = at(&e, "app.app_lcores[3]");
+    assert!(
+        q.message.contains("runs the http application") && q.message.contains("rx or tx queues"),
+        "{}",
+        q.message
+    );
+    // Only tcp-echo and http run on app lcores: one error naming both.
     let e = errs(&with(stack, "name = \"l3fwd\"\napp_lcores = [2]"));
     assert_eq!(
         at(&e, "app.app_lcores").message,
-        "`app_lcores` is only valid for app \"tcp-echo\""
+        "`app_lcores` is only valid for app \"tcp-echo\" or \"http\""
     );
+    assert_eq!(e.iter().filter(|d| d.path == "app.app_lcores").count(), 1);
 }

@@ -39,7 +39,7 @@ use std::net::SocketAddrV4;
 
 pub use bridge::{BridgeStats, XcoreBridge};
 pub use endpoint::{EndpointStats, XcoreEndpoint};
-pub use stage::{XcoreApp, XcoreEcho, XcoreStage};
+pub use stage::{XcoreApp, XcoreEcho, XcoreStage, XCORE_APP_NODE};
 
 use super::layer::{CloseReason, SockId, TcpError};
 use crate::mem::Mbuf;
