@@ -314,22 +314,38 @@ impl TcpApp for HttpClient {
     }
 }
 
-#[test]
-fn http_keep_alive_steady_state_allocates_nothing() {
+/// Pipelines keep-alive requests to `http` (its sessions on app lcore 2 if `cross_core`;
+/// warm-up: 5 000 responses within `warm_max` turns), then checks 50 000 more are answered
+/// (within `steady_max` turns), byte-exact, without a heap allocation; returns the server's
+/// graph.
+fn http_keep_alive_allocates_nothing(
+    cross_core: bool,
+    warm_max: u64,
+    steady_max: u64,
+    how: &str,
+) -> GraphMonitor {
     let st = Arc::new(Mutex::new(Http::default()));
     let app = format!(
-        "name = \"http\"\nports = [80]\nmax_connections = 64\n[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
+        "name = \"http\"\nports = [80]\nmax_connections = 64\n{}[[app.routes]]\npath = \"/\"\nbody = \"{}\"",
+        if cross_core { "app_lcores = [2]\n" } else { "" },
         BODY.trim_end().to_string() + "\\n"
     );
-    let mut stacks = two_stacks(&app, Box::new(HttpClient(st.clone())));
+    let server = Server {
+        app_lcore: cross_core.then_some(IdlePolicy::Busy),
+        ..Server::new(&app)
+    };
+    let mut stacks = Stacks::new(server, tcp_apps(vec![Box::new(HttpClient(st.clone()))]));
     let sgraph = stacks.server_graph.clone();
     let responses = |st: &Http| st.received / st.template.len().max(1) as u64;
     // Warm up: connect, record the template, a few thousand requests.
-    run_until(&mut stacks, 500_000, false, || {
+    run_until(&mut stacks, warm_max, false, || {
         responses(&st.lock().unwrap()) >= 5_000
     });
     let before = responses(&st.lock().unwrap());
-    assert!(before >= 5_000, "warm-up answered only {before} requests");
+    assert!(
+        before >= 5_000,
+        "warm-up answered only {before} requests{how}"
+    );
     let template = String::from_utf8_lossy(&st.lock().unwrap().template).into_owned();
     assert!(template.starts_with("HTTP/1.1 200 OK\r\n"), "{template}");
     assert!(
@@ -337,26 +353,40 @@ fn http_keep_alive_steady_state_allocates_nothing() {
         "{template}"
     );
     // Steady state: 50 000 more requests answered and checked, allocations counted.
-    let (turns, took, allocs) = run_until(&mut stacks, 5_000_000, true, || {
+    let (turns, took, allocs) = run_until(&mut stacks, steady_max, true, || {
         responses(&st.lock().unwrap()) >= before + 50_000
     });
     let s = st.lock().unwrap();
     let answered = responses(&s) - before;
     assert!(
         answered >= 50_000,
-        "steady state answered only {answered} requests"
+        "steady state answered only {answered} requests{how}"
     );
     assert_eq!(s.mismatches, 0, "a response differs from the first one");
     assert!(!s.closed);
     assert_eq!(count(&sgraph, "tcp-input", "conn_accepted"), 1);
     assert_eq!(
         allocs, 0,
-        "{allocs} heap allocations while answering {answered} requests"
+        "{allocs} heap allocations while answering {answered} requests{how}"
     );
     eprintln!(
-        "{answered} requests answered in {turns} turns, {took:?} ({:.0} req/s), 0 allocations",
+        "{answered} requests answered{how} in {turns} turns, {took:?} ({:.0} req/s), 0 allocations",
         answered as f64 / took.as_secs_f64()
     );
+    sgraph
+}
+
+#[test]
+fn http_keep_alive_steady_state_allocates_nothing() {
+    http_keep_alive_allocates_nothing(false, 500_000, 5_000_000, "");
+}
+
+#[test]
+fn cross_core_http_keep_alive_steady_state_allocates_nothing() {
+    // The sessions run on an app lcore (`app_lcores = [2]`), turned here too: requests and
+    // responses through the bridge, the rings and the endpoint.
+    let sgraph = http_keep_alive_allocates_nothing(true, 1_000_000, 10_000_000, " across lcores");
+    assert_eq!(count(&sgraph, "tcp-input", "xcore_sockets"), 1);
 }
 
 /// What the connection-churning HTTP client saw.
