@@ -148,9 +148,9 @@ impl GraphMonitor {
     }
 
     /// The monitor of a stage that runs no graph but reports like one: a single node `node`
-    /// with these event counters (an app lcore's application). Its stage writes them through
-    /// [`node_counters`](Self::node_counters) and [`event`](Self::event), so they reach the
-    /// runtime report and `/metrics` the same way as a graph node's counters.
+    /// with these event counters (an app lcore's application). Its stage (in this crate)
+    /// writes them, so they reach the runtime report and `/metrics` the same way as a graph
+    /// node's counters.
     pub fn single_node(node: &'static str, events: &[&'static str]) -> GraphMonitor {
         GraphMonitor {
             names: vec![node].into(),
