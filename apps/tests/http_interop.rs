@@ -4,6 +4,8 @@
 //! runs in its own namespace on an af_packet or af_xdp port; the clients are the Linux kernel
 //! in a peer namespace (198.18.0.0/15 only). Every wait is bounded.
 //!
+//! The same checks run with the HTTP sessions on an app lcore (`app_lcores`).
+//!
 //! Needs root and `ping`, `curl`, `socat`, `wrk`, `ethtool` (`.ci/run` installs them).
 
 mod support;
@@ -26,27 +28,35 @@ fn raw_exchange(ns: &Netns, request: &[u8]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn http_against_linux(driver: &str) {
+/// The checks below against ferroplane's `http` on a `driver` port; with `app_lcore`, the
+/// sessions run on app lcore 2 (`app_lcores = [2]`) behind the stack lcore's xcore bridge.
+fn http_against_linux(driver: &str, app_lcore: bool) {
     if !tools(&["ping", "curl", "socat", "wrk", "ethtool"]) {
         return;
     }
+    let (dut_if, peer_if) = if app_lcore {
+        ("fphxdut0", "fphxpeer0")
+    } else {
+        ("fpdut0", "fppeer0")
+    };
     let dut = Netns::new("dut").unwrap();
     let peer = Netns::new("peer").unwrap();
-    let link = VethPair::new("fpdut0", Some(&dut), "fppeer0", Some(&peer)).unwrap();
+    let link = VethPair::new(dut_if, Some(&dut), peer_if, Some(&peer)).unwrap();
     link.addr(End::B, "198.18.0.2/24").unwrap();
-    full_checksums(&peer, "fppeer0");
+    full_checksums(&peer, peer_if);
 
     let dir = tempfile::tempdir().unwrap();
     let big = random_bytes(10_000_000, 0x5eed_1234_abcd_0001);
     let big_path = dir.path().join("big.bin");
     std::fs::write(&big_path, &big).unwrap();
     let ports = format!(
-        "[[ports]]\nname = \"p0\"\ndriver = \"{driver}\"\niface = \"fpdut0\"\nipv4 = [\"198.18.0.1/24\"]\n"
+        "[[ports]]\nname = \"p0\"\ndriver = \"{driver}\"\niface = \"{dut_if}\"\nipv4 = [\"198.18.0.1/24\"]\n"
     );
     let app = format!(
         r#"name = "http"
 ports = [80]
 max_connections = 256
+{}
 
 [[app.routes]]
 path = "/"
@@ -58,9 +68,14 @@ path = "/big.bin"
 file = "{}"
 content_type = "application/octet-stream"
 "#,
+        if app_lcore { "app_lcores = [2]" } else { "" },
         big_path.display()
     );
-    let mut fp = Ferroplane::start(&dut, &config(&ports, "\"p0\"", &app));
+    let mut cfg = config(&ports, "\"p0\"", &app);
+    if app_lcore {
+        cfg = cfg.replace("[app]\n", "[[lcores]]\nid = 2\n\n[app]\n");
+    }
+    let mut fp = Ferroplane::start(&dut, &cfg);
     wait_reachable(&peer, "198.18.0.1", &mut fp);
 
     // A small page, with the exact headers.
@@ -156,9 +171,13 @@ content_type = "application/octet-stream"
             .is_ok_and(|o| o.stdout == b"hello from ferroplane\n")
     });
     assert!(ok, "not serving after the load:\n{}", fp.log());
-    // The server's own counters are in the final report (and on /metrics) as tcp-input events:
-    // exactly the two malformed requests, the 404s and 400s above, and at least wrk's requests.
+    // The server's own counters are in the final report (and on /metrics) as tcp-input events,
+    // or events of the app lcore's xcore-app node: exactly the two malformed requests, the 404s
+    // and 400s above, and at least wrk's requests.
     let log = fp.stop();
+    if app_lcore {
+        assert!(log.contains("xcore-app"), "no app lcore node:\n{log}");
+    }
     let counter = |name: &str| -> u64 {
         let key = format!("{name}=");
         log.split_whitespace()
@@ -175,10 +194,15 @@ content_type = "application/octet-stream"
 
 #[test]
 fn http_serves_linux_clients_on_af_packet() {
-    http_against_linux("af_packet");
+    http_against_linux("af_packet", false);
 }
 
 #[test]
 fn http_serves_linux_clients_on_af_xdp() {
-    http_against_linux("af_xdp");
+    http_against_linux("af_xdp", false);
+}
+
+#[test]
+fn http_on_an_app_lcore_serves_linux_clients_on_af_packet() {
+    http_against_linux("af_packet", true);
 }
