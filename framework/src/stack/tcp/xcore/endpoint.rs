@@ -44,6 +44,9 @@ struct Slot {
     /// Send credit left.
     tx_bytes: u32,
     tx_segs: u32,
+    /// The mbuf written bytes are gathered in (its segment credit taken): sent when full or
+    /// at the next [`XcoreEndpoint::flush`], so small writes share one mbuf.
+    tx_open: Option<Mbuf>,
     /// A write was short for want of credit: report `Writable` when credit returns.
     want_writable: bool,
     /// On the blocked list (a write was short for want of ring room or mbufs).
@@ -81,7 +84,6 @@ struct Link {
 pub struct XcoreEndpoint {
     params: XcoreParams,
     pool: Mempool,
-    seg: usize,
     links: Vec<Link>,
     /// Sockets with commands to send (link, slot).
     dirty: Vec<(u16, u32)>,
@@ -95,12 +97,10 @@ impl XcoreEndpoint {
     /// An endpoint over `links` (one per stack lcore, in the order [`XSock::link`] counts)
     /// writing into mbufs of `pool`.
     pub fn new(params: XcoreParams, pool: Mempool, links: Vec<AppLink>) -> Self {
-        let seg = (pool.data_room() as usize).max(1);
         let n = links.len();
         XcoreEndpoint {
             params,
             pool,
-            seg,
             links: links
                 .into_iter()
                 .map(|ring| Link {
@@ -197,6 +197,7 @@ impl XcoreEndpoint {
         let fresh = |slots: &mut Vec<Slot>, id: SockId| {
             let slot = &mut slots[id.slot() as usize];
             slot.clear();
+            slot.tx_open = None;
             slot.id = Some(id);
             slot.open = true;
             slot.tx_bytes = p.tx_window;
@@ -268,6 +269,7 @@ impl XcoreEndpoint {
             }
             ToApp::Closed { reason, .. } => {
                 slot.clear();
+                slot.tx_open = None;
                 Some(XEvent::Closed { sock, reason })
             }
             _ => None,
@@ -340,18 +342,28 @@ impl XcoreEndpoint {
 
     /// Send room of `sock` right now (its credit).
     pub fn send_space(&self, sock: XSock) -> usize {
-        self.slot(sock)
-            .filter(|s| !s.shut && s.tx_segs > 0)
-            .map_or(0, |s| s.tx_bytes as usize)
+        let Some(s) = self.slot(sock).filter(|s| !s.shut) else {
+            return 0;
+        };
+        if s.tx_segs > 0 {
+            return s.tx_bytes as usize;
+        }
+        // No mbuf credit left: only the gathering mbuf's room.
+        s.tx_open
+            .as_ref()
+            .map_or(0, |m| m.tailroom().min(s.tx_bytes as usize))
     }
 
     /// Writes as much of `data` as the socket's credit, the command ring and the pool allow
     /// and returns the count; a short count is followed by [`XEvent::Writable`] once there is
-    /// room. 0 for a handle that is not open or was shut down.
+    /// room. 0 for a handle that is not open or was shut down. Bytes are gathered into one
+    /// mbuf per socket, sent to the stack lcore when it is full or at the next
+    /// [`flush`](Self::flush), so several small writes (a response's head and body) cross as
+    /// one mbuf and one command.
     pub fn write(&mut self, sock: XSock, data: &[u8]) -> usize {
-        let seg = self.seg;
         let mut done = 0;
         let mut blocked = false;
+        let gathering;
         {
             let li = sock.link as usize;
             let Some(link) = self.links.get_mut(li) else {
@@ -364,44 +376,56 @@ impl XcoreEndpoint {
                 return 0;
             }
             while done < data.len() {
-                if slot.tx_bytes == 0 || slot.tx_segs == 0 {
+                if slot.tx_bytes == 0 {
                     slot.want_writable = true;
                     break;
                 }
-                let n = (data.len() - done).min(slot.tx_bytes as usize).min(seg);
-                if link.ring.commands.free_count() == 0 {
-                    self.stats.ring_full.add(1);
-                    blocked = true;
+                if let Some(m) = slot.tx_open.as_mut() {
+                    let n = (data.len() - done)
+                        .min(slot.tx_bytes as usize)
+                        .min(m.tailroom());
+                    if n > 0 {
+                        let Some(buf) = m.append(n) else { break };
+                        buf.copy_from_slice(&data[done..done + n]);
+                        slot.tx_bytes -= n as u32;
+                        done += n;
+                        continue;
+                    }
+                    // Full: send it before opening the next one.
+                    let Some(m) = slot.tx_open.take() else { break };
+                    if let Err(cmd) = link.ring.commands.enqueue(ToStack::Write {
+                        id: sock.id,
+                        data: m,
+                    }) {
+                        if let ToStack::Write { data, .. } = cmd {
+                            slot.tx_open = Some(data);
+                        }
+                        self.stats.ring_full.add(1);
+                        blocked = true;
+                        break;
+                    }
+                    continue;
+                }
+                if slot.tx_segs == 0 {
+                    slot.want_writable = true;
                     break;
                 }
-                let Some(mut m) = self.pool.alloc() else {
+                let Some(m) = self.pool.alloc() else {
                     self.stats.no_mbuf.add(1);
                     blocked = true;
                     break;
                 };
-                let Some(buf) = m.append(n) else { break };
-                buf.copy_from_slice(&data[done..done + n]);
-                if link
-                    .ring
-                    .commands
-                    .enqueue(ToStack::Write {
-                        id: sock.id,
-                        data: m,
-                    })
-                    .is_err()
-                {
-                    self.stats.ring_full.add(1);
-                    blocked = true;
-                    break;
-                }
-                slot.tx_bytes -= n as u32;
                 slot.tx_segs -= 1;
-                done += n;
+                slot.tx_open = Some(m);
             }
             if blocked && !slot.blocked {
                 slot.blocked = true;
                 self.blocked.push_back((sock.link, sock.id.slot()));
             }
+            gathering = slot.tx_open.as_ref().is_some_and(|m| m.data_len() > 0);
+        }
+        if gathering {
+            self.mark_dirty(sock);
         }
         self.stats.tx_bytes.add(done as u64);
         done
@@ -437,6 +461,7 @@ impl XcoreEndpoint {
     pub fn abort(&mut self, sock: XSock) {
         if let Some(slot) = self.slot_mut(sock) {
             slot.clear();
+            slot.tx_open = None;
             slot.send_abort = true;
             self.mark_dirty(sock);
         }
@@ -469,8 +494,9 @@ impl XcoreEndpoint {
         self.links[link].ring.commands.enqueue(cmd).is_ok()
     }
 
-    /// Sends what is due: read credit and the shutdowns, closes and aborts asked for. Call
-    /// once per loop turn; what does not fit the command ring is sent on the next call.
+    /// Sends what is due: gathered written bytes, read credit and the shutdowns, closes and
+    /// aborts asked for. Call once per loop turn; what does not fit the command ring is sent
+    /// on the next call.
     pub fn flush(&mut self) {
         let mut i = 0;
         while i < self.dirty.len() {
@@ -483,6 +509,19 @@ impl XcoreEndpoint {
                 continue;
             };
             let q = &mut link.ring.commands;
+            // Gathered bytes first: they precede a shutdown or close asked for after them.
+            if let Some(m) = slot.tx_open.take() {
+                if m.data_len() > 0 {
+                    if let Err(cmd) = q.enqueue(ToStack::Write { id, data: m }) {
+                        if let ToStack::Write { data, .. } = cmd {
+                            slot.tx_open = Some(data);
+                        }
+                        break;
+                    }
+                } else {
+                    slot.tx_open = Some(m);
+                }
+            }
             if slot.consumed_bytes > 0 || slot.consumed_segs > 0 {
                 let cmd = ToStack::Consumed {
                     id,

@@ -592,3 +592,46 @@ fn accepted_connections_go_to_the_app_lcores_in_turn() {
         2
     );
 }
+
+#[test]
+fn small_writes_gather_into_one_mbuf_until_full_or_flushed() {
+    let p = params(64, 64 << 10, 64, 8);
+    let pool = pool(256);
+    let mut n = net(p, 64 << 10, &pool);
+    let (c, s) = connect(&mut n, 1);
+    let room = pool.data_room() as usize;
+    // 100 writes of 10 bytes: one mbuf, sent at the flush.
+    let data = random(3 * room, 7);
+    let before = pool.available();
+    for k in 0..100 {
+        assert_eq!(n.eb.write(c, &data[k * 10..k * 10 + 10]), 10);
+    }
+    assert_eq!(before - pool.available(), 1, "one gathering mbuf");
+    // Then more than two mbufs' worth: the full ones go at once, the rest at the flush.
+    assert_eq!(n.eb.write(c, &data[1000..]), data.len() - 1000);
+    assert_eq!(before - pool.available(), 3);
+    n.eb.flush();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        n.step();
+        events(&mut n.ea);
+        let mut buf = vec![0u8; 4096];
+        let k = n.ea.read(s, &mut buf);
+        got.extend_from_slice(&buf[..k]);
+        n.ea.flush();
+    }
+    assert!(got == data, "{} of {} bytes", got.len(), data.len());
+    // Written, then shut down in the same turn: the bytes go before the FIN.
+    n.eb.write(c, b"last");
+    n.eb.shutdown(c);
+    n.eb.flush();
+    n.step();
+    n.step();
+    assert_eq!(
+        events(&mut n.ea),
+        vec![XEvent::Readable { sock: s }, XEvent::PeerClosed { sock: s }]
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(n.ea.read(s, &mut buf), 4);
+    assert_eq!(&buf[..4], b"last");
+}
