@@ -9,8 +9,9 @@
 //!
 //! Each (stack lcore, app lcore) pair has one [`link`]: an event ring towards the app and a
 //! command ring back. Received bytes cross in mempool mbufs (copied out of the connection's
-//! receive buffer by the bridge), written bytes in mbufs the endpoint fills; the pool is shared
-//! by both lcores, so the data path allocates nothing from the heap.
+//! receive buffer by the bridge), written bytes in mbufs the endpoint fills (small writes
+//! share one mbuf, sent when full or at the turn's flush); the pool is shared by both lcores,
+//! so the data path allocates nothing from the heap.
 //!
 //! Backpressure is credit based, per socket and per direction:
 //!
