@@ -425,6 +425,10 @@ struct Outcome {
 /// every connection ended (60 s at most), and checks each one: the server's FIN, no reset,
 /// every response as expected.
 fn serve(app: &str, conns: Vec<Conn>) -> Outcome {
+    // The app lcore registers as lcore 2, which one thread of the process may be at a time:
+    // the tests of this file take turns.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = conns.len();
     let requests: usize = conns.iter().map(|c| c.total()).sum();
     let conns = Arc::new(Mutex::new(conns));
