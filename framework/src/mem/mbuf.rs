@@ -646,6 +646,48 @@ impl Mbuf {
         head
     }
 
+    /// A read-only handle to `len` bytes at `off` within this single segment's data, sharing
+    /// its buffer (a one-segment [`clone_into`](Self::clone_into) narrowed to the range): how a
+    /// TCP send buffer hands a segment's payload to the wire without copying it. `None` if
+    /// `pool` runs out, the range is not inside the data, or this is a chain.
+    pub fn clone_range(&self, pool: &Mempool, off: usize, len: usize) -> Option<Mbuf> {
+        if self.nb_segs() != 1 || off.checked_add(len)? > self.data_len() {
+            return None;
+        }
+        let mut m = self.clone_into(pool)?;
+        let h = m.hdr_mut();
+        h.data_off += off as u16;
+        h.data_len = len as u16;
+        h.pkt_len = len as u32;
+        Some(m)
+    }
+
+    /// Appends as much of `data` as fits in the tailroom to this segment's data, even while
+    /// clones of the buffer exist, and returns the count: clones see only bytes that were data
+    /// when they were made, so the bytes after the data are this handle's alone. A send buffer
+    /// fills its chunks this way while earlier parts of them are on the wire. Appends nothing
+    /// (returns 0) to an indirect mbuf or a chain.
+    ///
+    /// # Safety
+    /// No handle sharing this buffer may cover bytes past this segment's current data end
+    /// (true when the data was never shortened by [`trim`](Self::trim) or
+    /// [`truncate`](Self::truncate) after a clone was made).
+    pub unsafe fn append_past_clones(&mut self, data: &[u8]) -> usize {
+        if self.is_indirect() || self.nb_segs() != 1 {
+            return 0;
+        }
+        let n = data.len().min(self.tailroom());
+        let h = self.hdr_mut();
+        let end = h.data_off as usize + h.data_len as usize;
+        // SAFETY: `end + n <= buf_len`, inside this direct buffer; by the caller's promise no
+        // other handle reads these bytes, and `data` cannot overlap them (it is borrowed
+        // shared while the bytes past the data end are reachable only through `self`).
+        unsafe { ptr::copy_nonoverlapping(data.as_ptr(), h.buf.add(end), n) };
+        h.data_len += n as u16;
+        h.pkt_len += n as u32;
+        n
+    }
+
     fn seg_ptrs(&self) -> impl Iterator<Item = *mut MbufHdr> + '_ {
         let mut p = self.0.as_ptr();
         std::iter::from_fn(move || {
@@ -935,5 +977,39 @@ mod tests {
         assert_eq!(m.buf_index(), idx);
         drop(m);
         assert_eq!(mp.in_use(), 0);
+    }
+
+    #[test]
+    fn clone_range_shares_a_window_and_appends_past_it_stay_invisible() {
+        let mp = pool(8);
+        let mut m = mp.alloc().unwrap();
+        // SAFETY: no clones exist yet.
+        assert_eq!(unsafe { m.append_past_clones(b"hello, ") }, 7);
+        let c = m.clone_range(&mp, 2, 4).unwrap();
+        assert_eq!(c.data(), b"llo,");
+        assert!(c.is_indirect() && m.is_shared());
+        // SAFETY: the clone covers bytes 2..6 of the data, nothing past its end.
+        assert_eq!(unsafe { m.append_past_clones(b"world") }, 5);
+        assert_eq!(m.data(), b"hello, world");
+        assert_eq!(c.data(), b"llo,");
+        let d = m.clone_range(&mp, 7, 5).unwrap();
+        assert_eq!(d.data(), b"world");
+        assert!(m.clone_range(&mp, 8, 5).is_none(), "past the data");
+        assert!(m.clone_range(&mp, usize::MAX, 2).is_none(), "overflow");
+        // Clones cannot be appended to; the tailroom bounds the owner.
+        let mut c = c;
+        // SAFETY: (refused: indirect)
+        assert_eq!(unsafe { c.append_past_clones(b"x") }, 0);
+        let big = vec![7u8; 1000];
+        // SAFETY: as above.
+        assert_eq!(unsafe { m.append_past_clones(&big) }, 256 - 12);
+        // The buffer goes back to the pool only after the last handle.
+        let avail = mp.available();
+        drop(m);
+        assert_eq!(mp.available(), avail);
+        drop(c);
+        assert_eq!(mp.available(), avail + 1);
+        drop(d);
+        assert_eq!(mp.available(), avail + 3);
     }
 }

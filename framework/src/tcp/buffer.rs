@@ -1,11 +1,16 @@
-//! The send and receive buffers: fixed-size byte rings allocated once with the connection.
+//! The send and receive buffers, allocated once with the connection: the send buffer is a
+//! queue of mbuf chunks from a pool of its own (so segments can reference their payload
+//! instead of copying it), the receive buffer a byte ring.
 //!
 //! The receive ring also holds out-of-order data: bytes that arrive ahead of `RCV.NXT` are
 //! written at their final position (their distance from `RCV.NXT` past the in-order end), and
 //! a small sorted list of sequence ranges, with a fixed capacity, records which parts are
 //! present. Nothing here allocates after construction.
 
+use std::collections::VecDeque;
+
 use super::seq::Seq;
+use crate::mem::{HugePolicy, Mbuf, Mempool, MempoolParams};
 use crate::wire::SackBlocks;
 
 /// A byte ring: `len` bytes starting at `head`.
@@ -59,56 +64,153 @@ impl Ring {
     }
 }
 
+/// Chunks a send buffer's pool holds beyond its capacity: room for chunks that are
+/// acknowledged but still referenced by segments on their way (a late retransmission).
+const SPARE_CHUNKS: usize = 4;
+
 /// The send buffer: bytes from `SND.UNA` (first unacknowledged) to the end of what the
-/// application queued. Acknowledged bytes are released from the front.
+/// application queued, held in *chunks*: mbufs of a pool private to the buffer, each filled
+/// to `chunk` bytes (the MSS) before the next is taken, so byte `off` is in chunk
+/// `(skip + off) / chunk`. A segment's payload lies in at most two chunks and can go to the
+/// wire as references to them ([`Mbuf::clone_range`]) instead of a copy. Acknowledged chunks
+/// are released from the front and return to the pool once no segment refers to them.
 #[derive(Debug)]
 pub(crate) struct SendBuffer {
-    ring: Ring,
+    pool: Mempool,
+    chunk: usize,
+    cap: usize,
+    chunks: VecDeque<Mbuf>,
+    /// Acknowledged bytes still at the front of `chunks[0]` (always `< chunk`).
+    skip: usize,
+    len: usize,
+    /// The last write stopped short because the pool was empty (chunks still referenced by
+    /// segments in flight), not because the buffer was full.
+    starved: bool,
 }
 
 impl SendBuffer {
-    pub(crate) fn new(cap: usize) -> Self {
+    /// A buffer for `cap` bytes in chunks of `chunk` bytes (its pool is allocated here, once).
+    pub(crate) fn new(cap: usize, chunk: usize) -> Self {
+        let cap = cap.max(1);
+        let chunk = chunk.clamp(1, u16::MAX as usize);
+        let slots = cap.div_ceil(chunk) + 2;
+        let mut p = MempoolParams::new("tcp-send", (slots + SPARE_CHUNKS) as u32);
+        p.data_room = chunk as u16;
+        p.headroom = 0;
+        p.cache_size = 0;
+        p.huge = HugePolicy::Off;
+        let pool = Mempool::new(&p)
+            .unwrap_or_else(|e| panic!("out of memory for a TCP send buffer of {cap} bytes: {e}"));
         SendBuffer {
-            ring: Ring::new(cap),
+            pool,
+            chunk,
+            cap,
+            chunks: VecDeque::with_capacity(slots),
+            skip: 0,
+            len: 0,
+            starved: false,
         }
     }
 
-    /// This buffer emptied for a new connection when it has capacity `cap`, else a new one.
-    pub(crate) fn reuse(mut self, cap: usize) -> Self {
-        if self.ring.cap() != cap.max(1) {
-            return SendBuffer::new(cap);
+    /// This buffer emptied for a new connection when it has capacity `cap` in chunks of
+    /// `chunk` bytes, else a new one.
+    pub(crate) fn reuse(mut self, cap: usize, chunk: usize) -> Self {
+        if self.cap != cap.max(1) || self.chunk != chunk.clamp(1, u16::MAX as usize) {
+            return SendBuffer::new(cap, chunk);
         }
-        self.ring.head = 0;
-        self.ring.len = 0;
+        self.chunks.clear();
+        self.skip = 0;
+        self.len = 0;
+        self.starved = false;
         self
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.ring.len
+        self.len
     }
 
     pub(crate) fn free(&self) -> usize {
-        self.ring.free()
+        self.cap - self.len
+    }
+
+    /// True when the last [`write`](Self::write) was cut short by an empty pool.
+    pub(crate) fn starved(&self) -> bool {
+        self.starved
     }
 
     /// Appends as much of `data` as fits; returns the count.
     pub(crate) fn write(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.free());
-        let at = self.ring.len;
-        self.ring.write_at(at, &data[..n]);
-        self.ring.len += n;
-        n
+        let want = data.len().min(self.free());
+        let mut done = 0;
+        self.starved = false;
+        while done < want {
+            if self
+                .chunks
+                .back()
+                .is_none_or(|c| c.data_len() >= self.chunk)
+            {
+                if self.chunks.len() == self.chunks.capacity() {
+                    break; // never: the deque is sized for a full buffer
+                }
+                let Some(m) = self.pool.alloc() else {
+                    self.starved = true;
+                    break;
+                };
+                self.chunks.push_back(m);
+            }
+            let Some(c) = self.chunks.back_mut() else {
+                break;
+            };
+            let n = (self.chunk - c.data_len()).min(want - done);
+            // SAFETY: chunks only ever grow: segments refer to bytes that were data when they
+            // were made, so none covers bytes past the data end.
+            let w = unsafe { c.append_past_clones(&data[done..done + n]) };
+            done += w;
+            if w < n {
+                break; // never: the data room is `chunk` and the headroom 0
+            }
+        }
+        self.len += done;
+        done
     }
 
-    /// `len` bytes from `off` bytes after the first unacknowledged byte.
+    /// `len` bytes (at most one chunk's worth) from `off` bytes after the first
+    /// unacknowledged byte, as up to two pieces: a chunk and the offset in its data.
+    pub(crate) fn pieces(&self, off: usize, len: usize) -> [Option<(&Mbuf, usize, usize)>; 2] {
+        debug_assert!(off + len <= self.len && len <= self.chunk);
+        if len == 0 {
+            return [None, None];
+        }
+        let p = self.skip + off;
+        let (i, o) = (p / self.chunk, p % self.chunk);
+        let c = &self.chunks[i];
+        let first = len.min(c.data_len() - o);
+        let second = (len > first).then(|| (&self.chunks[i + 1], 0, len - first));
+        [Some((c, o, first)), second]
+    }
+
+    /// `len` bytes from `off` bytes after the first unacknowledged byte, as up to two slices.
+    #[cfg(test)]
     pub(crate) fn slices(&self, off: usize, len: usize) -> [&[u8]; 2] {
-        debug_assert!(off + len <= self.ring.len);
-        self.ring.slices(off, len)
+        let mut out: [&[u8]; 2] = [&[], &[]];
+        for (o, p) in out.iter_mut().zip(self.pieces(off, len)) {
+            if let Some((c, at, n)) = p {
+                *o = &c.data()[at..at + n];
+            }
+        }
+        out
     }
 
-    /// Releases `n` acknowledged bytes.
+    /// Releases `n` acknowledged bytes (whole chunks go back towards the pool).
     pub(crate) fn consume(&mut self, n: usize) {
-        self.ring.consume(n);
+        debug_assert!(n <= self.len);
+        let n = n.min(self.len);
+        self.len -= n;
+        self.skip += n;
+        while self.skip >= self.chunk {
+            self.chunks.pop_front();
+            self.skip -= self.chunk;
+        }
     }
 }
 
@@ -353,19 +455,82 @@ mod tests {
     use super::*;
 
     #[test]
-    fn send_ring_wraps() {
-        let mut s = SendBuffer::new(8);
+    fn send_chunks_fill_release_and_hand_out_pieces() {
+        let mut s = SendBuffer::new(20, 8);
         assert_eq!(s.write(b"abcdef"), 6);
-        s.consume(4);
-        assert_eq!(s.write(b"ghijklmn"), 6);
-        assert_eq!((s.len(), s.free()), (8, 0));
+        assert_eq!(s.write(b"ghijklmnopqrstuvwxyz"), 14);
+        assert_eq!((s.len(), s.free()), (20, 0));
+        let [a, b] = s.slices(6, 5);
+        assert_eq!((a, b), (&b"gh"[..], &b"ijk"[..]));
+        // The same bytes as chunk references: chunk 0 from 6, chunk 1 from 0.
+        let [p, q] = s.pieces(6, 5);
+        let (c0, o0, n0) = p.unwrap();
+        let (c1, o1, n1) = q.unwrap();
+        assert_eq!((o0, n0, o1, n1), (6, 2, 0, 3));
+        assert_eq!(c0.data(), b"abcdefgh");
+        assert_eq!(c1.data(), b"ijklmnop");
+        // A segment in flight keeps its chunk after the acknowledgement.
+        let pool = {
+            let mut p = MempoolParams::new("clones", 4);
+            p.cache_size = 0;
+            p.huge = HugePolicy::Off;
+            Mempool::new(&p).unwrap()
+        };
+        let flight = c0.clone_range(&pool, o0, n0).unwrap();
+        s.consume(10);
+        assert_eq!((s.len(), s.free()), (10, 10));
         let [a, b] = s.slices(0, 8);
-        assert_eq!([a, b].concat(), b"efghijkl");
-        assert_eq!((a.len(), b.len()), (4, 4));
-        let [a, b] = s.slices(3, 2);
-        assert_eq!((a, b), (&b"h"[..], &b"i"[..]));
-        s.consume(8);
+        assert_eq!([a, b].concat(), b"klmnopqr");
+        assert_eq!(flight.data(), b"gh");
+        // The tail chunk keeps filling while earlier bytes of it are referenced.
+        let tail = s.pieces(9, 1)[0]
+            .unwrap()
+            .0
+            .clone_range(&pool, 0, 4)
+            .unwrap();
+        assert_eq!(s.write(b"0123456789AB"), 10);
+        assert_eq!(tail.data(), b"qrst");
+        let [a, b] = s.slices(0, 8);
+        assert_eq!([a, b].concat(), b"klmnopqr");
+        let [a, b] = s.slices(12, 8);
+        assert_eq!([a, b].concat(), b"23456789");
+        s.consume(20);
+        assert_eq!((s.len(), s.free()), (0, 20));
+        drop((flight, tail));
+        // Reuse empties it; every chunk is back in its pool.
+        let s = s.reuse(20, 8);
         assert_eq!(s.len(), 0);
+        assert_eq!(s.pool.available(), s.pool.capacity());
+    }
+
+    #[test]
+    fn an_empty_pool_cuts_a_write_short_and_says_so() {
+        let mut s = SendBuffer::new(16, 4);
+        let cap = s.pool.capacity();
+        let pool = {
+            let mut p = MempoolParams::new("clones", 64);
+            p.cache_size = 0;
+            p.huge = HugePolicy::Off;
+            Mempool::new(&p).unwrap()
+        };
+        // Every chunk acknowledged while a late segment still holds it.
+        let mut held = Vec::new();
+        for _ in 0..cap {
+            assert_eq!(s.write(b"wxyz"), 4);
+            held.push(
+                s.pieces(0, 4)[0]
+                    .unwrap()
+                    .0
+                    .clone_range(&pool, 0, 4)
+                    .unwrap(),
+            );
+            s.consume(4);
+        }
+        assert_eq!(s.write(b"more"), 0);
+        assert!(s.starved());
+        held.pop();
+        assert_eq!(s.write(b"more"), 4);
+        assert!(!s.starved());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use super::config::{TcpConfig, MS, SEC};
 use super::isn::IsnGenerator;
 use super::rtt::RttEstimator;
 use super::sack::{BlockVerdict, Scoreboard, SCOREBOARD_RANGES};
-use super::segment::{TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
+use super::segment::{PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
 use super::seq::Seq;
 use crate::wire::TcpFlags;
 
@@ -114,6 +114,14 @@ const EVENT_ORDER: [(u8, Event); 7] = [
 pub const DEFAULT_MSS: u16 = 536;
 /// The smallest send MSS we accept from a peer (Linux `tcp_min_snd_mss`).
 const MIN_SND_MSS: u32 = 48;
+/// Bytes per send-buffer chunk: the configured MSS, the most payload a segment can carry (the
+/// MSS in use is never larger), so each segment's payload lies in at most two chunks.
+fn send_chunk(cfg: &TcpConfig) -> usize {
+    (cfg.mss as usize).max(MIN_SND_MSS as usize)
+}
+
+/// How long a write that found the send buffer's pool empty waits before `Writable` is offered again.
+const STARVED_RETRY: u64 = MS;
 /// Bytes the timestamps option takes in every segment (with its two NOPs).
 const TS_OPTION_LEN: u32 = 12;
 /// TS.Recent is invalid after 24 days without an update (RFC 7323 §5.5).
@@ -292,6 +300,8 @@ pub struct Connection {
 
     events: u8,
     want_writable: bool,
+    /// When to offer `Writable` again after a write found the send buffer's pool empty.
+    starved_at: Option<u64>,
     /// During [`Connection::on_segment_lending`]: the address of the segment's payload, so
     /// the lent part can be named by its offset in it.
     lend_base: Option<usize>,
@@ -351,13 +361,13 @@ impl Connection {
         let sb_ranges = if cfg.sack { SCOREBOARD_RANGES } else { 1 };
         let (sbuf, rbuf, sb) = match spare {
             Some(s) => (
-                s.sbuf.reuse(cfg.send_buffer),
+                s.sbuf.reuse(cfg.send_buffer, send_chunk(cfg)),
                 s.rbuf
                     .reuse(cfg.recv_buffer, cfg.max_ooo_ranges, cfg.max_ooo_bytes),
                 s.sb.reuse(sb_ranges),
             ),
             None => (
-                SendBuffer::new(cfg.send_buffer),
+                SendBuffer::new(cfg.send_buffer, send_chunk(cfg)),
                 RecvBuffer::new(cfg.recv_buffer, cfg.max_ooo_ranges, cfg.max_ooo_bytes),
                 Scoreboard::new(sb_ranges),
             ),
@@ -436,6 +446,7 @@ impl Connection {
             lend_base: None,
             lent: None,
             want_writable: false,
+            starved_at: None,
             stats: ConnectionStats::default(),
         }
     }
@@ -730,6 +741,11 @@ impl Connection {
         let n = self.sbuf.write(data);
         if n < data.len() {
             self.want_writable = true;
+            if self.sbuf.starved() {
+                // Room, but every chunk is still referenced by segments on their way: no
+                // acknowledgement will free one, so look again shortly.
+                self.starved_at = Some(now + STARVED_RETRY);
+            }
         }
         self.update_timers(now);
         n
@@ -837,6 +853,7 @@ impl Connection {
             self.delack_at,
             self.keepalive_at,
             self.close_at,
+            self.starved_at,
         ]
         .into_iter()
         .flatten()
@@ -845,6 +862,13 @@ impl Connection {
 
     /// Handles every timer due at `now` (calling it early is harmless).
     pub fn on_timer(&mut self, now: u64) {
+        if self.starved_at.is_some_and(|t| t <= now) {
+            self.starved_at = None;
+            if self.want_writable {
+                self.want_writable = false;
+                self.events |= EV_WRITABLE;
+            }
+        }
         if self.close_at.is_some_and(|t| t <= now) {
             self.close_at = None;
             if matches!(self.state, State::TimeWait | State::FinWait2) {
@@ -1217,16 +1241,20 @@ impl Connection {
         };
         self.stats.segments_out += 1;
         self.last_tx = now;
-        let payload = if len > 0 {
-            self.sbuf.slices(off, len)
-        } else {
-            [&[][..], &[][..]]
-        };
+        let mut payload: [&[u8]; 2] = [&[], &[]];
+        let mut mbufs = PayloadMbufs::default();
+        for (i, p) in self.sbuf.pieces(off, len).into_iter().enumerate() {
+            if let Some((m, at, n)) = p {
+                payload[i] = &m.data()[at..at + n];
+                mbufs.0[i] = Some((m, at));
+            }
+        }
         Some(Transmit {
             src_addr: *self.local.ip(),
             dst_addr: *self.remote.ip(),
             header,
             payload,
+            payload_mbufs: mbufs,
         })
     }
 

@@ -351,6 +351,7 @@ impl Listener {
                 dst_addr,
                 header,
                 payload: [&[], &[]],
+                payload_mbufs: Default::default(),
             });
         }
         for c in self.pending.iter_mut() {

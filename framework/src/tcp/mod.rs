@@ -111,5 +111,7 @@ pub use cookie::{COOKIE_PERIOD, MSS_TABLE};
 pub use isn::{siphash24, IsnGenerator};
 pub use listener::{Listener, ListenerStats};
 pub use rtt::RttEstimator;
-pub use segment::{reset_for, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
+pub use segment::{
+    reset_for, PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit,
+};
 pub use seq::Seq;

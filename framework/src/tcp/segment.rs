@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::ops::Deref;
 
 use super::seq::Seq;
+use crate::mem::Mbuf;
 use crate::wire::{
     checksum, ip_protocol, SackBlocks, TcpFlags, TcpOption, TcpOptionsIter, TcpPacket, WireError,
 };
@@ -241,8 +242,9 @@ impl<'a> TcpSegment<'a> {
 }
 
 /// A segment the engine wants sent: addresses, header fields, and the payload as up to two
-/// slices of the send buffer (two when the data wraps around the ring). The glue copies it
-/// into an mbuf ([`emit`](Self::emit) does header, payload and checksum in one go).
+/// slices of the send buffer (two when it spans two chunks). The glue copies it into an mbuf
+/// ([`emit`](Self::emit) does header, payload and checksum in one go), or, for a large
+/// payload, chains references to the chunks that hold it ([`payload_mbufs`](Self::payload_mbufs)).
 ///
 /// Dereferences to its [`TcpHeader`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +257,38 @@ pub struct Transmit<'a> {
     pub header: TcpHeader,
     /// The payload, in order: `payload[0]` then `payload[1]`.
     pub payload: [&'a [u8]; 2],
+    /// The mbufs the payload slices lie in, when they do.
+    pub payload_mbufs: PayloadMbufs<'a>,
+}
+
+/// For each payload slice of a [`Transmit`], the mbuf whose data holds it and the slice's
+/// offset in that data, so the payload can leave by reference
+/// ([`Mbuf::clone_range`](crate::mem::Mbuf::clone_range)) instead of by copy. Empty when the
+/// payload is not in mbufs.
+#[derive(Clone, Copy, Default)]
+pub struct PayloadMbufs<'a>(pub [Option<(&'a Mbuf, usize)>; 2]);
+
+impl PartialEq for PayloadMbufs<'_> {
+    /// The same mbufs (by identity) at the same offsets.
+    fn eq(&self, other: &Self) -> bool {
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .all(|(a, b)| match (a, b) {
+                (None, None) => true,
+                (Some((m, o)), Some((n, p))) => std::ptr::eq(*m, *n) && o == p,
+                _ => false,
+            })
+    }
+}
+
+impl Eq for PayloadMbufs<'_> {}
+
+impl std::fmt::Debug for PayloadMbufs<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let offs = self.0.map(|p| p.map(|(_, o)| o));
+        f.debug_tuple("PayloadMbufs").field(&offs).finish()
+    }
 }
 
 impl Deref for Transmit<'_> {
@@ -463,6 +497,7 @@ mod tests {
             dst_addr: B,
             header: h,
             payload: [b"hel", b"lo"],
+            payload_mbufs: Default::default(),
         };
         let mut buf2 = [0u8; 100];
         assert_eq!(t.emit(&mut buf2), n);

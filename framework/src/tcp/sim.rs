@@ -367,6 +367,7 @@ impl Sim {
                         dst_addr: p.dst,
                         header,
                         payload: [&[], &[]],
+                        payload_mbufs: Default::default(),
                     };
                     self.transmit(i, &t);
                     continue;
@@ -395,6 +396,7 @@ impl Sim {
                     dst_addr: dst,
                     header,
                     payload: [&payload, &[]],
+                    payload_mbufs: Default::default(),
                 };
                 self.transmit(i, &t);
             }
@@ -454,6 +456,7 @@ impl Sim {
                     dst_addr: pkt.src,
                     header: h,
                     payload: [&[], &[]],
+                    payload_mbufs: Default::default(),
                 };
                 let mut b = vec![0; t.buffer_len()];
                 t.emit(&mut b);

@@ -577,6 +577,7 @@ impl TcpLayer {
                         dst_addr: src,
                         header: h,
                         payload: [&[], &[]],
+                        payload_mbufs: Default::default(),
                     };
                     sink.send(&t, rx_port);
                 }
