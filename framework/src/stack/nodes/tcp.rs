@@ -15,11 +15,11 @@ use std::sync::Arc;
 use super::names;
 use crate::batch::Burst;
 use crate::graph::{meta, meta_mut, DropId, InitCtx, Node, NodeCtx, PktMeta};
-use crate::mem::{ol, NO_PORT};
+use crate::mem::{ol, Mbuf, NO_PORT};
 use crate::stack::tcp::{InputOutcome, LayerStats, SegmentSink, SourceFn, TcpLayer};
 use crate::stack::StackEnv;
 use crate::tcp::{TcpSegment, Transmit};
-use crate::wire::{checksum, ip_protocol, Ipv4Packet, WireError};
+use crate::wire::{checksum, ip_protocol, Ipv4Packet, TcpPacket, WireError};
 
 /// Length of the IPv4 header the node writes (no options).
 const IP_HDR: usize = 20;
@@ -42,7 +42,7 @@ pub fn source_from_env(env: &Arc<StackEnv>) -> SourceFn {
 }
 
 /// Event counters exported from [`LayerStats`], with their names.
-const EVENTS: [&str; 13] = [
+const EVENTS: [&str; 14] = [
     "conn_accepted",
     "conn_connect",
     "conn_connect_failed",
@@ -56,9 +56,10 @@ const EVENTS: [&str; 13] = [
     "timer_fired",
     "tx_deferred",
     "tx_no_mbuf",
+    "tx_by_reference",
 ];
 
-fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 13] {
+fn event_values(s: &LayerStats, out: &OutCounts) -> [u64; 14] {
     [
         s.accepted,
         s.connects,
@@ -72,7 +73,8 @@ fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 13] {
         s.time_wait_reclaimed,
         s.timers,
         s.tx_deferred,
-        no_mbuf,
+        out.no_mbuf,
+        out.by_reference,
     ]
 }
 
@@ -84,17 +86,18 @@ fn event_values(s: &LayerStats, no_mbuf: u64) -> [u64; 13] {
 /// `bad_options` (malformed options), `no_listener` (answered with a reset), `table_full`
 /// (a SYN while the connection table is full). Other counted events: the layer's
 /// ([`LayerStats`]) as `conn_*`, `rst_sent`, `accept_table_full`, `time_wait_overflow`,
-/// `time_wait_reclaimed`, `timer_fired`, `tx_deferred`, and `tx_no_mbuf` (a segment not sent for want of a buffer:
-/// the engine retransmits it); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
+/// `time_wait_reclaimed`, `timer_fired`, `tx_deferred`, `tx_no_mbuf` (a segment not sent for want of a buffer:
+/// the engine retransmits it) and `tx_by_reference` (segments whose payload left as references
+/// to the send buffer's chunks instead of a copy); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
 pub struct TcpInput {
     env: Arc<StackEnv>,
     layer: TcpLayer,
     scratch: Box<[u8]>,
     ident: u16,
     ttl: u8,
-    no_mbuf: u64,
-    exported: [u64; 13],
-    events: [DropId; 13],
+    out: OutCounts,
+    exported: [u64; 14],
+    events: [DropId; 14],
     /// The applications' counters: event id and the total last exported (sized at init).
     app_events: Vec<(DropId, u64)>,
     truncated: DropId,
@@ -115,9 +118,9 @@ impl TcpInput {
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             ident: 0,
             ttl: env.params.ttl,
-            no_mbuf: 0,
-            exported: [0; 13],
-            events: [DropId::placeholder(); 13],
+            out: OutCounts::default(),
+            exported: [0; 14],
+            events: [DropId::placeholder(); 14],
             app_events: Vec::new(),
             truncated: DropId::placeholder(),
             bad_address: DropId::placeholder(),
@@ -135,7 +138,7 @@ impl TcpInput {
     }
 
     fn export(&mut self, ctx: &mut NodeCtx<'_>) {
-        let now = event_values(self.layer.stats(), self.no_mbuf);
+        let now = event_values(self.layer.stats(), &self.out);
         for ((&v, &last), &id) in now.iter().zip(&self.exported).zip(&self.events) {
             if v != last {
                 ctx.count(id, v - last);
@@ -156,13 +159,27 @@ impl TcpInput {
     }
 }
 
+/// What [`Out`] counts.
+#[derive(Debug, Default)]
+struct OutCounts {
+    /// Segments not sent for want of an mbuf.
+    no_mbuf: u64,
+    /// Segments whose payload left by reference.
+    by_reference: u64,
+}
+
+/// Payloads at least this long leave as references to the send buffer's chunks (an indirect
+/// mbuf per chunk, chained after the headers) rather than copied: below it the copy costs
+/// less than the extra mbufs.
+const BY_REFERENCE_MIN: usize = 1024;
+
 /// The node's [`SegmentSink`]: builds IPv4 + TCP packets and enqueues them to `ipv4-lookup`.
 struct Out<'c, 'a> {
     ctx: &'c mut NodeCtx<'a>,
     env: &'c StackEnv,
     ident: &'c mut u16,
     ttl: u8,
-    no_mbuf: &'c mut u64,
+    counts: &'c mut OutCounts,
 }
 
 impl SegmentSink for Out<'_, '_> {
@@ -172,18 +189,27 @@ impl SegmentSink for Out<'_, '_> {
     }
 
     fn send(&mut self, t: &Transmit<'_>, port_hint: u16) {
-        let Some(mut m) = self.env.pool(port_hint).alloc() else {
-            *self.no_mbuf += 1;
+        let pool = self.env.pool(port_hint);
+        let Some(mut m) = pool.alloc() else {
+            self.counts.no_mbuf += 1;
             return;
         };
         let len = IP_HDR + t.buffer_len();
+        // A large payload that lies in send-buffer chunks goes by reference: the first mbuf
+        // gets the headers only.
+        let by_ref = t.payload_len() >= BY_REFERENCE_MIN && t.payload_mbufs.0[0].is_some();
+        let first = if by_ref {
+            IP_HDR + t.header.header_len()
+        } else {
+            len
+        };
         if m.headroom() < ETH_ROOM {
-            *self.no_mbuf += 1;
+            self.counts.no_mbuf += 1;
             return;
         }
-        let Some(buf) = m.append(len) else {
+        let Some(buf) = m.append(first) else {
             // The pool's buffers are smaller than the segment (MSS is clamped to prevent it).
-            *self.no_mbuf += 1;
+            self.counts.no_mbuf += 1;
             return;
         };
         *self.ident = self.ident.wrapping_add(1);
@@ -204,7 +230,30 @@ impl SegmentSink for Out<'_, '_> {
             ip.set_src_addr(t.src_addr);
             ip.set_dst_addr(t.dst_addr);
             ip.fill_checksum();
-            if offload {
+            if by_ref {
+                // Headers only here; the payload's sum is added from where it lies, unless
+                // the port completes the checksum.
+                let hl = t.header.emit(tcp);
+                let ph = checksum::pseudo_header_v4(
+                    t.src_addr,
+                    t.dst_addr,
+                    ip_protocol::TCP,
+                    (len - IP_HDR) as u16,
+                );
+                // (Partial: the pseudo-header sum alone, as `Transmit::emit_partial` leaves it.)
+                let csum = if offload {
+                    ph as u16
+                } else {
+                    let mut sum = checksum::combine(ph, checksum::sum(&tcp[..hl]));
+                    let mut at = hl;
+                    for p in t.payload {
+                        sum = checksum::combine_at(sum, checksum::sum(p), at);
+                        at += p.len();
+                    }
+                    checksum::finish(sum)
+                };
+                TcpPacket::new_unchecked(&mut tcp[..hl]).set_checksum(csum);
+            } else if offload {
                 t.emit_partial(tcp);
             } else {
                 t.emit(tcp);
@@ -212,6 +261,22 @@ impl SegmentSink for Out<'_, '_> {
         }
         if offload {
             m.set_ol_flags(ol::TX_L4_CKSUM);
+        }
+        if by_ref {
+            for (p, bytes) in t.payload_mbufs.0.iter().zip(t.payload) {
+                let Some((chunk, off)) = *p else {
+                    continue;
+                };
+                let Some(r) = chunk.clone_range(pool, off, bytes.len()) else {
+                    self.counts.no_mbuf += 1;
+                    return;
+                };
+                if m.chain(r).is_err() {
+                    self.counts.no_mbuf += 1;
+                    return;
+                }
+            }
+            self.counts.by_reference += 1;
         }
         *meta_mut(&mut m) = PktMeta {
             rx_port: NO_PORT,
@@ -221,6 +286,21 @@ impl SegmentSink for Out<'_, '_> {
         };
         self.ctx.enqueue(0, m);
     }
+}
+
+/// For a two-segment chain whose first segment ends exactly where the TCP header (at `hl`,
+/// options included) ends: the header bytes and the payload segment's bytes, if they add up
+/// to `seg_len`. Anything else is `None` (the caller gathers the chain into one buffer).
+fn header_and_payload(m: &Mbuf, hl: usize, seg_len: usize) -> Option<(&[u8], &[u8])> {
+    if m.nb_segs() != 2 {
+        return None;
+    }
+    let mut segs = m.segments();
+    let head = segs.next()?.get(hl..)?;
+    let payload = segs.next()?;
+    let doff = (*head.get(12)? >> 4) as usize * 4;
+    (doff >= TCP_HDR && head.len() == doff && doff + payload.len() == seg_len)
+        .then_some((head, payload))
 }
 
 impl Node for TcpInput {
@@ -254,7 +334,7 @@ impl Node for TcpInput {
             scratch,
             ident,
             ttl,
-            no_mbuf,
+            out: out_counts,
             truncated,
             bad_address,
             bad_checksum,
@@ -287,8 +367,15 @@ impl Node for TcpInput {
                 return;
             }
             let seg_len = total - hl;
+            // The segment as one slice, or (header, payload) when a two-mbuf chain holds the
+            // header in the first and the payload in the second (what a peer sending payload
+            // by reference produces): the payload is then read where it is.
+            let mut split: Option<&[u8]> = None;
             let bytes: &[u8] = if m.nb_segs() == 1 {
                 &d[hl..hl + seg_len]
+            } else if let Some((h, p)) = header_and_payload(&m, hl, seg_len) {
+                split = Some(p);
+                h
             } else {
                 if seg_len > scratch.len() || !m.read_at(hl, &mut scratch[..seg_len]) {
                     ctx.drop(*truncated, m);
@@ -302,14 +389,24 @@ impl Node for TcpInput {
                 && md.flags & PktMeta::F_REASSEMBLED == 0;
             if !hw_good {
                 let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, seg_len as u16);
-                if !checksum::verify_sum(checksum::combine(ph, checksum::sum(bytes))) {
+                // (A split header has an even length, so the payload's sum adds as is.)
+                let mut sum = checksum::combine(ph, checksum::sum(bytes));
+                if let Some(p) = split {
+                    sum = checksum::combine(sum, checksum::sum(p));
+                }
+                if !checksum::verify_sum(sum) {
                     crate::trace_pkt!(ctx, &m, "bad tcp checksum → drop");
                     ctx.drop(*bad_checksum, m);
                     return;
                 }
             }
             let seg = match TcpSegment::parse(bytes) {
-                Ok(s) => s,
+                Ok(mut s) => {
+                    if let Some(p) = split {
+                        s.payload = p;
+                    }
+                    s
+                }
                 Err(e) => {
                     let reason = match e {
                         WireError::BadOption => *bad_options,
@@ -328,7 +425,7 @@ impl Node for TcpInput {
                     env,
                     ident: &mut *ident,
                     ttl: *ttl,
-                    no_mbuf: &mut *no_mbuf,
+                    counts: &mut *out_counts,
                 };
                 layer.input_deferred(src, dst, &seg, md.rx_port, now, &mut out)
             };
@@ -352,7 +449,7 @@ impl Node for TcpInput {
                 env: &self.env,
                 ident: &mut self.ident,
                 ttl: self.ttl,
-                no_mbuf: &mut self.no_mbuf,
+                counts: &mut self.out,
             };
             self.layer.flush_deferred(now, &mut out);
         }
@@ -367,7 +464,7 @@ impl Node for TcpInput {
                 env: &self.env,
                 ident: &mut self.ident,
                 ttl: self.ttl,
-                no_mbuf: &mut self.no_mbuf,
+                counts: &mut self.out,
             };
             self.layer.poll(now, &mut out);
         }
