@@ -527,6 +527,7 @@ mod tests {
                 dst_addr: B,
                 header: header(opts, TcpFlags::ACK),
                 payload: [&data[..cut], &data[cut..]],
+                payload_mbufs: Default::default(),
             };
             let (mut full, mut partial) = ([0u8; 1600], [0u8; 1600]);
             let n = t.emit(&mut full);
