@@ -34,7 +34,9 @@ struct Seen {
 
 impl Seen {
     fn look(&mut self, m: &Mbuf) {
-        let d = m.data();
+        // The frame's bytes, gathered: segments sent by reference are header + payload chains.
+        let all: Vec<u8> = m.segments().flatten().copied().collect();
+        let d = &all[..];
         if d.len() < 34 || u16::from_be_bytes([d[12], d[13]]) != ethertype::IPV4 {
             return;
         }
