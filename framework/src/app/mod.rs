@@ -341,6 +341,9 @@ pub fn tcp_echo_apps(e: &TcpEchoConfig) -> TcpApps {
         send_buffer: e.send_buffer as usize,
         recv_buffer: e.recv_buffer as usize,
         max_ooo_bytes: e.recv_buffer as usize,
+        // As large as the interfaces and pools allow (MTU − 40; `build_tcp_layer` clamps it),
+        // as Linux derives the MSS from the route's MTU.
+        mss: u16::MAX,
         nodelay: e.nodelay,
         congestion: match e.congestion {
             crate::config::TcpCongestion::Newreno => CongestionAlgorithm::NewReno,

@@ -76,16 +76,25 @@ const SPARE_CHUNKS: usize = 4;
 /// are released from the front and return to the pool once no segment refers to them.
 #[derive(Debug)]
 pub(crate) struct SendBuffer {
-    pool: Mempool,
+    /// Data room of each chunk.
+    room: usize,
+    /// Bytes each chunk is filled to before the next (`room`, or the connection's segment
+    /// size once known, so that segments line up with chunks: see [`fit`](Self::fit)).
     chunk: usize,
     cap: usize,
     chunks: VecDeque<Mbuf>,
+    /// Acknowledged chunks no segment refers to any more, emptied for reuse: the common case
+    /// takes and returns no pool object at all.
+    idle: Vec<Mbuf>,
     /// Acknowledged bytes still at the front of `chunks[0]` (always `< chunk`).
     skip: usize,
     len: usize,
     /// The last write stopped short because the pool was empty (chunks still referenced by
     /// segments in flight), not because the buffer was full.
     starved: bool,
+    /// The chunks' pool. Declared last, so it is dropped after the chunks (fields drop in
+    /// order): a pool released while its mbufs are out is leaked, with a warning.
+    pool: Mempool,
 }
 
 impl SendBuffer {
@@ -93,8 +102,10 @@ impl SendBuffer {
     pub(crate) fn new(cap: usize, chunk: usize) -> Self {
         let cap = cap.max(1);
         let chunk = chunk.clamp(1, u16::MAX as usize);
-        let slots = cap.div_ceil(chunk) + 2;
-        let mut p = MempoolParams::new("tcp-send", (slots + SPARE_CHUNKS) as u32);
+        // Room for a full buffer even when chunks are filled a little less (see `fit`).
+        let slots = cap.div_ceil(chunk - chunk / 8) + 2;
+        let total = slots + SPARE_CHUNKS;
+        let mut p = MempoolParams::new("tcp-send", total as u32);
         p.data_room = chunk as u16;
         p.headroom = 0;
         p.cache_size = 0;
@@ -103,9 +114,11 @@ impl SendBuffer {
             .unwrap_or_else(|e| panic!("out of memory for a TCP send buffer of {cap} bytes: {e}"));
         SendBuffer {
             pool,
+            room: chunk,
             chunk,
             cap,
             chunks: VecDeque::with_capacity(slots),
+            idle: Vec::with_capacity(total),
             skip: 0,
             len: 0,
             starved: false,
@@ -115,14 +128,25 @@ impl SendBuffer {
     /// This buffer emptied for a new connection when it has capacity `cap` in chunks of
     /// `chunk` bytes, else a new one.
     pub(crate) fn reuse(mut self, cap: usize, chunk: usize) -> Self {
-        if self.cap != cap.max(1) || self.chunk != chunk.clamp(1, u16::MAX as usize) {
+        if self.cap != cap.max(1) || self.room != chunk.clamp(1, u16::MAX as usize) {
             return SendBuffer::new(cap, chunk);
         }
-        self.chunks.clear();
+        self.chunk = self.room;
+        while let Some(c) = self.chunks.pop_front() {
+            self.retire(c);
+        }
         self.skip = 0;
         self.len = 0;
         self.starved = false;
         self
+    }
+
+    /// Keeps an emptied chunk for reuse if nothing refers to it any more; otherwise lets it go
+    /// (back to the pool when the last segment using it is freed).
+    fn retire(&mut self, mut c: Mbuf) {
+        if c.set_data(0, 0) && self.idle.len() < self.idle.capacity() {
+            self.idle.push(c);
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -131,6 +155,17 @@ impl SendBuffer {
 
     pub(crate) fn free(&self) -> usize {
         self.cap - self.len
+    }
+
+    /// Fills chunks to `seg` bytes from now on, so that full-sized segments of `seg` bytes
+    /// each lie in one chunk (one reference each instead of two). Only while the buffer has
+    /// never been written (positions depend on it), and only for a size the pool was made for
+    /// (`seg` within an eighth below `room`); otherwise nothing changes.
+    pub(crate) fn fit(&mut self, seg: usize) {
+        let fresh = self.chunks.is_empty() && self.len == 0 && self.skip == 0;
+        if fresh && seg <= self.room && seg >= self.room - self.room / 8 {
+            self.chunk = seg;
+        }
     }
 
     /// True when the last [`write`](Self::write) was cut short by an empty pool.
@@ -152,7 +187,7 @@ impl SendBuffer {
                 if self.chunks.len() == self.chunks.capacity() {
                     break; // never: the deque is sized for a full buffer
                 }
-                let Some(m) = self.pool.alloc() else {
+                let Some(m) = self.idle.pop().or_else(|| self.pool.alloc()) else {
                     self.starved = true;
                     break;
                 };
@@ -208,7 +243,9 @@ impl SendBuffer {
         self.len -= n;
         self.skip += n;
         while self.skip >= self.chunk {
-            self.chunks.pop_front();
+            if let Some(c) = self.chunks.pop_front() {
+                self.retire(c);
+            }
             self.skip -= self.chunk;
         }
     }
@@ -500,7 +537,26 @@ mod tests {
         // Reuse empties it; every chunk is back in its pool.
         let s = s.reuse(20, 8);
         assert_eq!(s.len(), 0);
-        assert_eq!(s.pool.available(), s.pool.capacity());
+        assert_eq!(s.pool.available() + s.idle.len(), s.pool.capacity());
+        assert!(!s.idle.is_empty(), "unreferenced chunks are kept for reuse");
+    }
+
+    #[test]
+    fn chunks_fitted_to_the_segment_size_hold_one_segment_each() {
+        let mut s = SendBuffer::new(64, 16);
+        s.fit(7); // too small for the pool's sizing: ignored
+        s.fit(14);
+        assert_eq!(s.write(&[1; 60]), 60);
+        for k in 0..4 {
+            let [p, q] = s.pieces(k * 14, 14);
+            assert_eq!(p.unwrap().1, 0, "segment {k} starts its chunk");
+            assert!(q.is_none(), "segment {k} lies in one chunk");
+        }
+        s.fit(16); // written already: ignored
+        let [p, q] = s.pieces(56, 4);
+        assert_eq!((p.unwrap().1, q.is_none()), (0, true));
+        assert_eq!(s.free(), 4);
+        assert_eq!(s.write(&[2; 4]), 4);
     }
 
     #[test]

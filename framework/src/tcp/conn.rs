@@ -1134,6 +1134,8 @@ impl Connection {
     }
 
     fn establish(&mut self, now: u64) {
+        // Full-sized segments (their size now known) each take one send-buffer chunk.
+        self.sbuf.fit(self.mss as usize);
         self.state = if self.fin_queued {
             State::FinWait1
         } else {

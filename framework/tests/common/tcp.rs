@@ -25,9 +25,15 @@ pub const CLIENT_IP: &str = "198.18.0.2";
 
 /// A heap pool of `mbufs` buffers (cache 64).
 pub fn pool(name: &str, mbufs: u32) -> Mempool {
+    pool_room(name, mbufs, 2048)
+}
+
+/// [`pool`] with `data_room` bytes per buffer.
+pub fn pool_room(name: &str, mbufs: u32, data_room: u16) -> Mempool {
     let mut p = MempoolParams::new(name, mbufs);
     p.huge = HugePolicy::Off;
     p.cache_size = 64;
+    p.data_room = data_room;
     Mempool::new(&p).unwrap()
 }
 
@@ -48,6 +54,16 @@ pub fn side_offload(name: &str, mac: MacAddr, queues: u16, offload: bool) -> Rin
         mtu: 1500,
         tx_l4_checksum_offload: offload,
     }
+}
+
+/// The server's and the client's ports joined directly, with jumbo frames of `mtu` bytes
+/// (pair with [`Server::data_room`] large enough for them).
+pub fn jumbo_ports(mtu: u16) -> (RingPort, RingPort) {
+    let side = |name: &str, mac| RingSide {
+        mtu,
+        ..side(name, mac, 1)
+    };
+    RingPort::pair(side("p0", SERVER_MAC), side("p0", CLIENT_MAC), 1024).unwrap()
 }
 
 /// The server's and the client's ports joined directly.
@@ -218,6 +234,8 @@ pub struct Server<'a> {
     pub app: &'a str,
     /// Buffers in each stack's pool.
     pub mbufs: u32,
+    /// Data room of those buffers.
+    pub data_room: u16,
     /// The app runs on app lcore 2 with this idle policy (the app says `app_lcores = [2]`).
     pub app_lcore: Option<IdlePolicy>,
 }
@@ -228,6 +246,7 @@ impl<'a> Server<'a> {
         Server {
             app,
             mbufs: 4096,
+            data_room: 2048,
             app_lcore: None,
         }
     }
@@ -260,7 +279,7 @@ impl Stacks {
             &[]
         };
         let text = one_port_config(SERVER_IP, SERVER_MAC, server.app, &lcore_tables(1, idle));
-        let (scfg, sshared) = prepare(&text, &sp, pool("srv", server.mbufs));
+        let (scfg, sshared) = prepare(&text, &sp, pool_room("srv", server.mbufs, server.data_room));
         let (server_lcore, server_graph) = server_lcore(&scfg, &sshared, 1, &mut sp, 0);
         let mut app_graph = None;
         let app_lcore = server.app_lcore.map(|idle| {
@@ -288,7 +307,7 @@ impl Stacks {
             "name = \"l3fwd\"",
             &lcore_tables(id, &[]),
         );
-        let (_, cshared) = prepare(&text, &cp, pool("cli", server.mbufs));
+        let (_, cshared) = prepare(&text, &cp, pool_room("cli", server.mbufs, server.data_room));
         let (client, client_graph) = client_lcore(&cshared, id, &mut cp, 0, tcp);
         Stacks {
             server: server_lcore,
