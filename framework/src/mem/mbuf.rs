@@ -209,6 +209,12 @@ impl Mbuf {
         self.hdr().buf
     }
 
+    /// The pool this header returns to.
+    #[inline]
+    pub(crate) fn pool_ptr(&self) -> *const PoolInner {
+        self.hdr().pool
+    }
+
     /// Index of this mbuf inside its pool (stable for the life of the pool; a driver can map it
     /// to an offset in the pool's data region).
     #[inline]

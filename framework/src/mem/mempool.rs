@@ -308,6 +308,12 @@ impl Mempool {
         unsafe { self.owner.0.as_ref() }
     }
 
+    /// True when `m`'s header came from this pool (an indirect mbuf's header may come from
+    /// another pool than the buffer it refers to).
+    pub fn owns(&self, m: &Mbuf) -> bool {
+        std::ptr::eq(m.pool_ptr(), self.owner.0.as_ptr())
+    }
+
     /// Pool name.
     pub fn name(&self) -> &str {
         &self.inner().name

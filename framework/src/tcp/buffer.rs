@@ -70,24 +70,29 @@ const SPARE_CHUNKS: usize = 4;
 
 /// The send buffer: bytes from `SND.UNA` (first unacknowledged) to the end of what the
 /// application queued, held in *chunks*: mbufs of a pool private to the buffer, each filled
-/// to `chunk` bytes (the MSS) before the next is taken, so byte `off` is in chunk
-/// `(skip + off) / chunk`. A segment's payload lies in at most two chunks and can go to the
-/// wire as references to them ([`Mbuf::clone_range`]) instead of a copy. Acknowledged chunks
-/// are released from the front and return to the pool once no segment refers to them.
+/// to `chunk` bytes (the segment size, once known) before the next is taken, or mbufs the
+/// application handed over whole ([`give`](Self::give)). A segment's payload lies in at most
+/// two chunks (the engine cuts segments at [`span`](Self::span)) and can go to the wire as
+/// references to them ([`Mbuf::clone_range`]) instead of a copy. Acknowledged chunks are
+/// released from the front; an own chunk nothing refers to any more is kept for the next
+/// write, the others are freed when the last segment using them is.
 #[derive(Debug)]
 pub(crate) struct SendBuffer {
-    /// Data room of each chunk.
+    /// Data room of each own chunk.
     room: usize,
-    /// Bytes each chunk is filled to before the next (`room`, or the connection's segment
+    /// Bytes each own chunk is filled to before the next (`room`, or the connection's segment
     /// size once known, so that segments line up with chunks: see [`fit`](Self::fit)).
     chunk: usize,
     cap: usize,
-    chunks: VecDeque<Mbuf>,
-    /// Acknowledged chunks no segment refers to any more, emptied for reuse: the common case
-    /// takes and returns no pool object at all.
+    /// The chunks, each with the stream position of its first byte.
+    chunks: VecDeque<(u64, Mbuf)>,
+    /// The last chunk is an own one that writes may still extend.
+    tail_open: bool,
+    /// Acknowledged own chunks no segment refers to any more, emptied for reuse: the common
+    /// case takes and returns no pool object at all.
     idle: Vec<Mbuf>,
-    /// Acknowledged bytes still at the front of `chunks[0]` (always `< chunk`).
-    skip: usize,
+    /// Stream position of the first unacknowledged byte.
+    head: u64,
     len: usize,
     /// The last write stopped short because the pool was empty (chunks still referenced by
     /// segments in flight), not because the buffer was full.
@@ -113,15 +118,16 @@ impl SendBuffer {
         let pool = Mempool::new(&p)
             .unwrap_or_else(|e| panic!("out of memory for a TCP send buffer of {cap} bytes: {e}"));
         SendBuffer {
-            pool,
             room: chunk,
             chunk,
             cap,
             chunks: VecDeque::with_capacity(slots),
+            tail_open: false,
             idle: Vec::with_capacity(total),
-            skip: 0,
+            head: 0,
             len: 0,
             starved: false,
+            pool,
         }
     }
 
@@ -132,19 +138,20 @@ impl SendBuffer {
             return SendBuffer::new(cap, chunk);
         }
         self.chunk = self.room;
-        while let Some(c) = self.chunks.pop_front() {
+        while let Some((_, c)) = self.chunks.pop_front() {
             self.retire(c);
         }
-        self.skip = 0;
+        self.tail_open = false;
+        self.head = 0;
         self.len = 0;
         self.starved = false;
         self
     }
 
-    /// Keeps an emptied chunk for reuse if nothing refers to it any more; otherwise lets it go
-    /// (back to the pool when the last segment using it is freed).
+    /// Keeps an emptied own chunk for reuse if nothing refers to it any more; otherwise lets
+    /// it go (back to its pool when the last segment using it is freed).
     fn retire(&mut self, mut c: Mbuf) {
-        if c.set_data(0, 0) && self.idle.len() < self.idle.capacity() {
+        if self.pool.owns(&c) && self.idle.len() < self.idle.capacity() && c.set_data(0, 0) {
             self.idle.push(c);
         }
     }
@@ -158,12 +165,11 @@ impl SendBuffer {
     }
 
     /// Fills chunks to `seg` bytes from now on, so that full-sized segments of `seg` bytes
-    /// each lie in one chunk (one reference each instead of two). Only while the buffer has
-    /// never been written (positions depend on it), and only for a size the pool was made for
-    /// (`seg` within an eighth below `room`); otherwise nothing changes.
+    /// each lie in one chunk (one reference each instead of two). Only while the buffer is
+    /// empty, and only for a size the pool was made for (`seg` within an eighth below `room`);
+    /// otherwise nothing changes.
     pub(crate) fn fit(&mut self, seg: usize) {
-        let fresh = self.chunks.is_empty() && self.len == 0 && self.skip == 0;
-        if fresh && seg <= self.room && seg >= self.room - self.room / 8 {
+        if self.chunks.is_empty() && seg <= self.room && seg >= self.room - self.room / 8 {
             self.chunk = seg;
         }
     }
@@ -179,48 +185,88 @@ impl SendBuffer {
         let mut done = 0;
         self.starved = false;
         while done < want {
-            if self
-                .chunks
-                .back()
-                .is_none_or(|c| c.data_len() >= self.chunk)
-            {
+            let open = self.tail_open
+                && self
+                    .chunks
+                    .back()
+                    .is_some_and(|(_, c)| c.data_len() < self.chunk);
+            if !open {
                 if self.chunks.len() == self.chunks.capacity() {
-                    break; // never: the deque is sized for a full buffer
+                    break; // never for writes alone: the deque is sized for a full buffer
                 }
                 let Some(m) = self.idle.pop().or_else(|| self.pool.alloc()) else {
                     self.starved = true;
                     break;
                 };
-                self.chunks.push_back(m);
+                let at = self.head + (self.len + done) as u64;
+                self.chunks.push_back((at, m));
+                self.tail_open = true;
             }
-            let Some(c) = self.chunks.back_mut() else {
+            let Some((_, c)) = self.chunks.back_mut() else {
                 break;
             };
             let n = (self.chunk - c.data_len()).min(want - done);
-            // SAFETY: chunks only ever grow: segments refer to bytes that were data when they
-            // were made, so none covers bytes past the data end.
+            // SAFETY: own chunks only ever grow: segments refer to bytes that were data when
+            // they were made, so none covers bytes past the data end.
             let w = unsafe { c.append_past_clones(&data[done..done + n]) };
             done += w;
             if w < n {
-                break; // never: the data room is `chunk` and the headroom 0
+                break; // never: the data room is at least `chunk` and the headroom 0
             }
         }
         self.len += done;
         done
     }
 
-    /// `len` bytes (at most one chunk's worth) from `off` bytes after the first
+    /// Queues the bytes of `m` (one segment) without copying them: the mbuf becomes a chunk
+    /// and goes to the wire by reference. Refused (handed back) when its bytes do not fit the
+    /// free space, when it is a chain, or when the buffer holds as many chunks as it can.
+    pub(crate) fn give(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        let n = m.data_len();
+        if n > self.free() || m.nb_segs() != 1 || self.chunks.len() == self.chunks.capacity() {
+            return Err(m);
+        }
+        if n > 0 {
+            self.chunks.push_back((self.head + self.len as u64, m));
+            self.len += n;
+            self.tail_open = false;
+        }
+        Ok(())
+    }
+
+    /// The chunk holding the byte `off` bytes after the first unacknowledged one, and that
+    /// byte's offset in its data.
+    fn locate(&self, off: usize) -> (usize, usize) {
+        let at = self.head + off as u64;
+        let i = self.chunks.partition_point(|(s, _)| *s <= at) - 1;
+        (i, (at - self.chunks[i].0) as usize)
+    }
+
+    /// How many bytes from `off` on lie in the chunk holding `off` and the next one: the most
+    /// one segment starting there may carry.
+    pub(crate) fn span(&self, off: usize) -> usize {
+        if off >= self.len {
+            return 0;
+        }
+        let (i, o) = self.locate(off);
+        let mut n = self.chunks[i].1.data_len() - o;
+        if let Some((_, c)) = self.chunks.get(i + 1) {
+            n += c.data_len();
+        }
+        n.min(self.len - off)
+    }
+
+    /// `len` bytes (at most [`span`](Self::span)) from `off` bytes after the first
     /// unacknowledged byte, as up to two pieces: a chunk and the offset in its data.
     pub(crate) fn pieces(&self, off: usize, len: usize) -> [Option<(&Mbuf, usize, usize)>; 2] {
-        debug_assert!(off + len <= self.len && len <= self.chunk);
+        debug_assert!(off + len <= self.len && len <= self.span(off));
         if len == 0 {
             return [None, None];
         }
-        let p = self.skip + off;
-        let (i, o) = (p / self.chunk, p % self.chunk);
-        let c = &self.chunks[i];
+        let (i, o) = self.locate(off);
+        let c = &self.chunks[i].1;
         let first = len.min(c.data_len() - o);
-        let second = (len > first).then(|| (&self.chunks[i + 1], 0, len - first));
+        let second = (len > first).then(|| (&self.chunks[i + 1].1, 0, len - first));
         [Some((c, o, first)), second]
     }
 
@@ -241,12 +287,19 @@ impl SendBuffer {
         debug_assert!(n <= self.len);
         let n = n.min(self.len);
         self.len -= n;
-        self.skip += n;
-        while self.skip >= self.chunk {
-            if let Some(c) = self.chunks.pop_front() {
+        self.head += n as u64;
+        while let Some((s, c)) = self.chunks.front() {
+            // Keep the open tail while it is not full: writes go on filling it.
+            let open_tail = self.chunks.len() == 1 && self.tail_open && c.data_len() < self.chunk;
+            if s + c.data_len() as u64 > self.head || open_tail {
+                break;
+            }
+            if let Some((_, c)) = self.chunks.pop_front() {
                 self.retire(c);
             }
-            self.skip -= self.chunk;
+        }
+        if self.chunks.is_empty() {
+            self.tail_open = false;
         }
     }
 }
@@ -557,6 +610,46 @@ mod tests {
         assert_eq!((p.unwrap().1, q.is_none()), (0, true));
         assert_eq!(s.free(), 4);
         assert_eq!(s.write(&[2; 4]), 4);
+    }
+
+    #[test]
+    fn handed_over_mbufs_are_chunks_and_segments_are_cut_at_two() {
+        let pool = {
+            let mut p = MempoolParams::new("app", 8);
+            p.cache_size = 0;
+            p.huge = HugePolicy::Off;
+            Mempool::new(&p).unwrap()
+        };
+        let mbuf = |bytes: &[u8]| {
+            let mut m = pool.alloc().unwrap();
+            m.append(bytes.len()).unwrap().copy_from_slice(bytes);
+            m
+        };
+        let mut s = SendBuffer::new(40, 8);
+        assert_eq!(s.write(b"abc"), 3);
+        s.give(mbuf(b"DE")).unwrap();
+        s.give(mbuf(b"FGHIJKLMNOPQ")).unwrap(); // longer than a chunk: fine, one piece
+        assert_eq!(s.write(b"rstuvwxyz"), 9); // a new own chunk after the handed ones
+        assert_eq!(s.len(), 26);
+        // Segments stop at the end of the second chunk from where they start.
+        assert_eq!(s.span(0), 5); // "abc" + "DE"
+        assert_eq!(s.span(1), 4);
+        assert_eq!(s.span(3), 14); // "DE" + "FGHIJKLMNOPQ"
+        assert_eq!(s.span(6), 11 + 8); // rest of "FGH…" + the next own chunk ("rstuvwxy")
+        let [a, b] = s.slices(3, 14);
+        assert_eq!([a, b].concat(), b"DEFGHIJKLMNOPQ");
+        let [a, b] = s.slices(15, 6);
+        assert_eq!([a, b].concat(), b"PQrstu");
+        // Too big, or a chain: handed back.
+        let back = s.give(mbuf(&[0; 15])).unwrap_err();
+        assert_eq!(back.data_len(), 15);
+        // Acknowledging releases the handed-over mbufs to their own pool, not ours.
+        let before = pool.available();
+        s.consume(17);
+        assert_eq!(pool.available(), before + 2);
+        assert!(s.idle.len() <= 1);
+        let [a, b] = s.slices(0, s.span(0));
+        assert_eq!([a, b].concat(), b"rstuvwxyz");
     }
 
     #[test]

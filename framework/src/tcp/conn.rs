@@ -13,6 +13,7 @@ use super::rtt::RttEstimator;
 use super::sack::{BlockVerdict, Scoreboard, SCOREBOARD_RANGES};
 use super::segment::{PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
 use super::seq::Seq;
+use crate::mem::Mbuf;
 use crate::wire::TcpFlags;
 
 /// Connection states (RFC 9293 §3.3.2). LISTEN is a [`Listener`](super::Listener), not a
@@ -749,6 +750,23 @@ impl Connection {
         }
         self.update_timers(now);
         n
+    }
+
+    /// Queues the bytes of `m` without copying them: the mbuf joins the send buffer as is and
+    /// its bytes go to the wire by reference. Handed back when it does not fit the free space
+    /// ([`send_capacity`](Self::send_capacity)), is a chain, or the connection can no longer
+    /// send, or when the buffer already holds as many separate mbufs as it can (then a
+    /// [`Event::Writable`] follows when acknowledgements free some).
+    pub fn send_mbuf(&mut self, m: Mbuf, now: u64) -> Result<(), Mbuf> {
+        if !self.can_queue() {
+            return Err(m);
+        }
+        let r = self.sbuf.give(m);
+        if r.is_err() {
+            self.want_writable = true;
+        }
+        self.update_timers(now);
+        r
     }
 
     /// Copies received in-order bytes into `buf`, releases them, and returns the count (0
@@ -1531,7 +1549,10 @@ impl Connection {
         if force {
             usable = usable.max((self.snd_wnd as usize).min(max_seg));
         }
-        let mut len = unsent.min(max_seg).min(usable);
+        // A segment carries at most two send-buffer chunks: cut there (only handed-over
+        // chunks smaller than a segment make this bite).
+        let span = self.sbuf.span(off);
+        let mut len = unsent.min(max_seg).min(usable).min(span);
         if retransmission {
             // Stop at the next SACKed range.
             if let Some(next) = self.sb.next_sacked_after(self.snd_nxt) {
@@ -1542,8 +1563,10 @@ impl Connection {
         if len == 0 && !fin {
             return None;
         }
+        // Cut short by chunks while more data waits: as good as a full segment (Nagle).
+        let cut = len == span && span < unsent.min(max_seg);
         if len > 0 && !force && !retransmission {
-            let full = len == max_seg;
+            let full = len == max_seg || cut;
             let all = len == unsent;
             let nagle_ok = self.cfg.nodelay || fin || !self.snd_sml.gt(self.snd_una);
             let big = self.max_snd_wnd > 0 && len >= (self.max_snd_wnd / 2) as usize;
@@ -1567,7 +1590,7 @@ impl Connection {
         } else if !self.ts_ok && self.rtt_probe.is_none() && len > 0 {
             self.rtt_probe = Some((seq + len as u32, now));
         }
-        if len < max_seg && len > 0 {
+        if len < max_seg && len > 0 && !cut {
             self.snd_sml = seq + len as u32;
         }
         self.stats.bytes_out += len as u64;
@@ -1593,7 +1616,9 @@ impl Connection {
         let off = seq.since(self.sbuf_seq) as usize;
         let avail = self.sbuf.len().saturating_sub(off);
         let sent = avail.min(end.since(seq) as usize);
-        let len = sent.min(self.max_payload() as usize);
+        let len = sent
+            .min(self.max_payload() as usize)
+            .min(self.sbuf.span(off));
         let fin_sent = self.fin_queued && self.snd_max.gt(self.fin_seq());
         let fin = fin_sent && off + len == self.sbuf.len() && (seq + len as u32).lt(end);
         if len == 0 && !fin {

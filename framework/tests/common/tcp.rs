@@ -417,9 +417,26 @@ pub struct EchoClient {
     pending: Vec<usize>,
     max_open: usize,
     open: usize,
+    /// When set, most bytes are handed over in mbufs of this pool (of varying sizes, with
+    /// some copied writes in between) instead of copied.
+    handover: Option<Mempool>,
+    writes: usize,
 }
 
 impl EchoClient {
+    /// Like [`EchoClient::all`], handing most of the stream over in mbufs from `pool`
+    /// (zero-copy writes of 100, 700, 1900 and 64 bytes, then a copied write, in turn).
+    pub fn all_handing_over(
+        st: &Arc<Mutex<Flows>>,
+        server: &str,
+        pool: Mempool,
+    ) -> Box<dyn TcpApp> {
+        let n = st.lock().unwrap().flows.len();
+        let mut c = EchoClient::new(st, 0, server, (0..n).collect(), usize::MAX);
+        c.handover = Some(pool);
+        Box::new(c)
+    }
+
     /// Opens flows `mine`, in that order.
     pub fn new(
         st: &Arc<Mutex<Flows>>,
@@ -436,6 +453,8 @@ impl EchoClient {
             pending: mine,
             max_open,
             open: 0,
+            handover: None,
+            writes: 0,
         }
     }
 
@@ -450,9 +469,22 @@ impl EchoClient {
         st.flows.get_mut(i)
     }
 
-    fn push(f: &mut Flow, s: &mut TcpSocket<'_>) {
+    fn push(&mut self, f: &mut Flow, s: &mut TcpSocket<'_>) {
         while f.sent < f.to_send.len() {
-            let n = s.write(&f.to_send[f.sent..]);
+            let rest = &f.to_send[f.sent..];
+            self.writes += 1;
+            let size = [100, 700, 1900, 64, 0][self.writes % 5];
+            if let (Some(pool), true) = (&self.handover, size > 0) {
+                let n = size.min(rest.len());
+                let mut m = pool.alloc().expect("handover pool");
+                m.append(n).unwrap().copy_from_slice(&rest[..n]);
+                if s.write_mbuf(m).is_err() {
+                    break; // full: on_writable comes back
+                }
+                f.sent += n;
+                continue;
+            }
+            let n = s.write(&rest[..rest.len().min(1000)]);
             if n == 0 {
                 break;
             }
@@ -478,10 +510,11 @@ impl EchoClient {
 
 impl TcpApp for EchoClient {
     fn on_connected(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
+        let st = self.st.clone();
+        let mut st = st.lock().unwrap();
         if let Some(f) = self.flow(&mut st, s.id()) {
             f.connected = true;
-            Self::push(f, s);
+            self.push(f, s);
         }
     }
     fn on_data(&mut self, s: &mut TcpSocket<'_>) {
@@ -491,9 +524,10 @@ impl TcpApp for EchoClient {
         }
     }
     fn on_writable(&mut self, s: &mut TcpSocket<'_>) {
-        let mut st = self.st.lock().unwrap();
+        let st = self.st.clone();
+        let mut st = st.lock().unwrap();
         if let Some(f) = self.flow(&mut st, s.id()) {
-            Self::push(f, s);
+            self.push(f, s);
         }
     }
     fn on_peer_closed(&mut self, s: &mut TcpSocket<'_>) {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::table::{FlowIndex, FlowKey};
 use super::wheel::TimerWheel;
+use crate::mem::Mbuf;
 use crate::tcp::{
     reset_for, Connection, Event, IsnGenerator, Listener, Spare, State, TcpConfig, TcpSegment,
     Transmit,
@@ -276,6 +277,13 @@ impl TcpSocket<'_> {
     /// (backpressure: a short count means full; [`TcpApp::on_writable`] follows).
     pub fn write(&mut self, data: &[u8]) -> usize {
         self.conn.send(data, self.now)
+    }
+    /// Hands `m` over to be sent without copying (zero-copy write): the mbuf joins the send
+    /// buffer and its bytes leave by reference, e.g. a clone of a file's bytes kept in mbufs.
+    /// Handed back when it does not fit [`send_space`](Self::send_space), is a chain, or the
+    /// buffer holds as many separate mbufs as it can; [`TcpApp::on_writable`] follows.
+    pub fn write_mbuf(&mut self, m: Mbuf) -> Result<(), Mbuf> {
+        self.conn.send_mbuf(m, self.now)
     }
     /// Bytes written but not yet acknowledged.
     pub fn send_queued(&self) -> usize {
