@@ -9,6 +9,10 @@
 #             loopback skips checksums entirely, so ferroplane runs with --csum-offload: its
 #             ring ports take partial TCP checksums and hand them over as verified, the way
 #             Linux veth/loopback pass CHECKSUM_PARTIAL; neither side sums the payload
+#   large-zc: the same, but ferroplane's client hands its bytes over as mbufs (--handover:
+#             clones of the pattern's mbufs, TcpSocket::write_mbuf) instead of copying them
+#             into the send buffer; smoltcp has no such API (its side copies, as above)
+# At 65000 bytes ferroplane sends payloads by reference and its sink reads them in place.
 # Both move BYTES through 256 KiB socket buffers; ferroplane's sink compares every delivered
 # byte with the sent stream and the run fails on a mismatch or a wrong count. Runs alternate
 # (smoltcp, ferroplane, …) so load from elsewhere on the machine hits both alike; the report
@@ -29,17 +33,17 @@ FP=target/release/tcp-bulk-ferroplane
 SM=target/release/tcp-bulk-smoltcp
 
 gbps() { sed -n 's/.* gbit_s=\([0-9.]*\).*/\1/p'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 
 echo "# tcp bulk: $ROUNDS rounds x $BYTES bytes, one thread per run${CPU:+, pinned to CPU $CPU}"
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %-26s %s\n' pair side "Gbit/s per round"
-for pair in mtu1500 large; do
-    if [ "$pair" = mtu1500 ]; then
-        dev=eth1500 mtu=1500 fpopt=()
-    else
-        dev=loopback mtu=65000 fpopt=(--csum-offload)
-    fi
+for pair in mtu1500 large large-zc; do
+    case $pair in
+        mtu1500) dev=eth1500 mtu=1500 fpopt=() ;;
+        large) dev=loopback mtu=65000 fpopt=(--csum-offload) ;;
+        large-zc) dev=loopback mtu=65000 fpopt=(--csum-offload --handover) ;;
+    esac
     sm=() fp=()
     for _ in $(seq "$ROUNDS"); do
         sm+=("$("${PIN[@]}" "$SM" --bytes "$BYTES" --device "$dev" | gbps)")
@@ -48,7 +52,7 @@ for pair in mtu1500 large; do
     smm=$(printf '%s\n' "${sm[@]}" | median)
     fpm=$(printf '%s\n' "${fp[@]}" | median)
     printf '%-8s %-26s %s  (median %s)\n' "$pair" "smoltcp device=$dev" "${sm[*]}" "$smm"
-    printf '%-8s %-26s %s  (median %s)\n' "$pair" "ferroplane mtu=$mtu${fpopt:+ offload}" "${fp[*]}" "$fpm"
+    printf '%-8s %-26s %s  (median %s)\n' "$pair" "ferroplane mtu=$mtu ${fpopt[*]:-}" "${fp[*]}" "$fpm"
     awk -v a="$fpm" -v b="$smm" -v p="$pair" \
         'BEGIN { printf "%-8s ratio ferroplane/smoltcp = %.2fx (target >= 2x)\n", p, a / b }'
 done

@@ -18,8 +18,11 @@
 //! the payload. It is the setting to hold against smoltcp's `loopback` device, which skips
 //! checksums; without it both sides compute and verify every checksum in software.
 //!
+//! `--handover` makes the client hand its bytes over as mbufs (clones of the pattern kept in
+//! two mbufs, through `TcpSocket::write_mbuf`) instead of copying them into the send buffer.
+//!
 //! Usage: `tcp-bulk-ferroplane [--bytes N] [--mtu M] [--buffer BYTES] [--burst B]
-//! [--csum-offload] [--stats]` (`--burst`: rx burst size of both lcores, 32 by default;
+//! [--csum-offload] [--handover] [--stats]` (`--burst`: rx burst size of both lcores, 32 by default;
 //! `--stats`: per-node counters of both graphs on stderr)
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -31,7 +34,7 @@ use std::time::Instant;
 use ferroplane::app;
 use ferroplane::config;
 use ferroplane::graph::{GraphMonitor, GraphStage};
-use ferroplane::mem::{HugePolicy, Mempool, MempoolParams};
+use ferroplane::mem::{HugePolicy, Mbuf, Mempool, MempoolParams};
 use ferroplane::port::ring::{RingPort, RingSide};
 use ferroplane::port::{MacAddr, Port, RxQueue, TxQueue};
 use ferroplane::runtime::{IdlePolicy, Lcore, LcoreIo, Stage};
@@ -57,9 +60,46 @@ fn pattern() -> Arc<[u8]> {
         .collect()
 }
 
-/// Writes the stream until `total` bytes are in the send buffer.
+/// The pattern in mbufs, for zero-copy writes: two halves (an mbuf holds at most 64 KiB) and
+/// the pool their clones' headers come from.
+struct Handover {
+    halves: [Mbuf; 2],
+    clones: Mempool,
+    /// The halves' pool (dropped after them).
+    _store: Mempool,
+}
+
+impl Handover {
+    fn new(pat: &[u8]) -> Result<Handover, String> {
+        let half = PATTERN_LEN.div_ceil(2);
+        let mut p = MempoolParams::new("pattern", 2);
+        p.huge = HugePolicy::Off;
+        p.cache_size = 0;
+        p.data_room = half as u16;
+        let store = Mempool::new(&p).map_err(|e| e.to_string())?;
+        let piece = |r: std::ops::Range<usize>| -> Result<Mbuf, String> {
+            let mut m = store.alloc().ok_or("pattern pool")?;
+            m.append(r.len())
+                .ok_or("pattern mbuf")?
+                .copy_from_slice(&pat[r]);
+            Ok(m)
+        };
+        let halves = [piece(0..half)?, piece(half..PATTERN_LEN)?];
+        let mut c = MempoolParams::new("clones", 4096);
+        c.huge = HugePolicy::Off;
+        Ok(Handover {
+            halves,
+            clones: Mempool::new(&c).map_err(|e| e.to_string())?,
+            _store: store,
+        })
+    }
+}
+
+/// Writes the stream until `total` bytes are in the send buffer: copied from the pattern, or
+/// (`--handover`) handed over as clones of the pattern's mbufs, which copies nothing.
 struct Client {
     pat: Arc<[u8]>,
+    handover: Option<Handover>,
     total: u64,
     sent: u64,
     id: Option<SockId>,
@@ -68,6 +108,28 @@ struct Client {
 
 impl Client {
     fn push(&mut self, s: &mut TcpSocket<'_>) {
+        if let Some(h) = &self.handover {
+            let half = PATTERN_LEN.div_ceil(2);
+            while self.sent < self.total {
+                let off = (self.sent % PATTERN_LEN as u64) as usize;
+                let (i, o) = (off / half, off % half);
+                let piece = &h.halves[i];
+                let n = ((self.total - self.sent) as usize)
+                    .min(piece.data_len() - o)
+                    .min(s.send_space());
+                if n == 0 {
+                    return; // full: on_writable follows
+                }
+                let Some(m) = piece.clone_range(&h.clones, o, n) else {
+                    return; // no clone header free: the next on_writable retries
+                };
+                if s.write_mbuf(m).is_err() {
+                    return;
+                }
+                self.sent += n as u64;
+            }
+            return;
+        }
         while self.sent < self.total {
             let off = (self.sent % PATTERN_LEN as u64) as usize;
             let want = ((self.total - self.sent) as usize).min(PATTERN_LEN - off);
@@ -268,6 +330,7 @@ struct Args {
     buffer: usize,
     burst: usize,
     offload: bool,
+    handover: bool,
     stats: bool,
 }
 
@@ -278,6 +341,7 @@ fn run(a: &Args) -> Result<Outcome, String> {
         buffer,
         burst,
         offload,
+        handover,
         stats,
     } = *a;
     let (sp, cp) = RingPort::pair(
@@ -314,6 +378,11 @@ fn run(a: &Args) -> Result<Outcome, String> {
         cfg: tcfg,
         apps: vec![Box::new(Client {
             pat: pat.clone(),
+            handover: if handover {
+                Some(Handover::new(&pat)?)
+            } else {
+                None
+            },
             total,
             sent: 0,
             id: None,
@@ -397,6 +466,7 @@ fn main() -> ExitCode {
     let mut buffer = 256 * 1024;
     let mut stats = false;
     let mut offload = false;
+    let mut handover = false;
     let mut burst = 32;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -406,6 +476,10 @@ fn main() -> ExitCode {
         }
         if a == "--csum-offload" {
             offload = true;
+            continue;
+        }
+        if a == "--handover" {
+            handover = true;
             continue;
         }
         let v = args.next();
@@ -433,7 +507,7 @@ fn main() -> ExitCode {
             _ => {
                 return bad(&format!(
                 "unknown argument {a:?} (use --bytes, --mtu, --buffer, --burst, --csum-offload, \
-                     --stats)"
+                     --handover, --stats)"
             ))
             }
         }
@@ -444,13 +518,15 @@ fn main() -> ExitCode {
         buffer,
         burst,
         offload,
+        handover,
         stats,
     };
     match run(&args) {
         Ok(o) => {
             println!(
-                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} csum_offload={} gbit_s={:.3} turns={} verified=yes",
+                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} csum_offload={} handover={} gbit_s={:.3} turns={} verified=yes",
                 if offload { "yes" } else { "no" },
+                if handover { "yes" } else { "no" },
                 o.gbps, o.turns
             );
             ExitCode::SUCCESS
