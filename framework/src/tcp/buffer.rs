@@ -7,6 +7,7 @@
 //! a small sorted list of sequence ranges, with a fixed capacity, records which parts are
 //! present. Nothing here allocates after construction.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 use super::seq::Seq;
@@ -86,6 +87,9 @@ pub(crate) struct SendBuffer {
     cap: usize,
     /// The chunks, each with the stream position of its first byte.
     chunks: VecDeque<(u64, Mbuf)>,
+    /// Index of the chunk the last lookup found: segments go forward through the buffer, so
+    /// the next lookup is a step or two from it.
+    hint: Cell<usize>,
     /// The last chunk is an own one that writes may still extend.
     tail_open: bool,
     /// Acknowledged own chunks no segment refers to any more, emptied for reuse: the common
@@ -122,6 +126,7 @@ impl SendBuffer {
             chunk,
             cap,
             chunks: VecDeque::with_capacity(slots),
+            hint: Cell::new(0),
             tail_open: false,
             idle: Vec::with_capacity(total),
             head: 0,
@@ -142,6 +147,7 @@ impl SendBuffer {
             self.retire(c);
         }
         self.tail_open = false;
+        self.hint.set(0);
         self.head = 0;
         self.len = 0;
         self.starved = false;
@@ -238,7 +244,14 @@ impl SendBuffer {
     /// byte's offset in its data.
     fn locate(&self, off: usize) -> (usize, usize) {
         let at = self.head + off as u64;
-        let i = self.chunks.partition_point(|(s, _)| *s <= at) - 1;
+        let mut i = self.hint.get().min(self.chunks.len() - 1);
+        while i > 0 && self.chunks[i].0 > at {
+            i -= 1;
+        }
+        while i + 1 < self.chunks.len() && self.chunks[i + 1].0 <= at {
+            i += 1;
+        }
+        self.hint.set(i);
         (i, (at - self.chunks[i].0) as usize)
     }
 
@@ -296,6 +309,7 @@ impl SendBuffer {
             }
             if let Some((_, c)) = self.chunks.pop_front() {
                 self.retire(c);
+                self.hint.set(self.hint.get().saturating_sub(1));
             }
         }
         if self.chunks.is_empty() {
