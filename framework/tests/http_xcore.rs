@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::tcp::{count, random_bytes, Server, Stacks};
+use common::tcp::{count, random_bytes, AppThread, Server, Stacks};
 use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::setup::TcpApps;
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
@@ -465,15 +464,7 @@ fn serve(app: &str, conns: Vec<Conn>) -> Outcome {
         },
         tcp,
     );
-    let mut app_lcore = app_lcore.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let app_thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let _g = ferroplane::lcore::register(2).unwrap();
-            app_lcore.run(&stop);
-        })
-    };
+    let app_thread = AppThread::spawn(app_lcore.unwrap());
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -484,8 +475,7 @@ fn serve(app: &str, conns: Vec<Conn>) -> Outcome {
         }
     }
     let took = t0.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    app_thread.join().unwrap();
+    app_thread.stop();
 
     let conns = std::mem::take(&mut *conns.lock().unwrap());
     let (mut ok, mut client_err, mut malformed, mut bytes) = (0, 0, 0, 0);

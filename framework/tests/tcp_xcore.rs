@@ -5,11 +5,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::tcp::{count, xorshift_bytes, EchoClient, Flows, Server, Stacks};
+use common::tcp::{count, xorshift_bytes, AppThread, EchoClient, Flows, Server, Stacks};
 use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::setup::TcpApps;
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
@@ -53,15 +51,7 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
         },
         tcp,
     );
-    let mut app_lcore = app_lcore.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let app_thread = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let _g = ferroplane::lcore::register(2).unwrap();
-            app_lcore.run(&stop);
-        })
-    };
+    let app_thread = AppThread::spawn(app_lcore.unwrap());
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
     while Instant::now() < deadline {
@@ -73,8 +63,7 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
         }
     }
     let took = t0.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    app_thread.join().unwrap();
+    app_thread.stop();
     let s = st.lock().unwrap();
     let done = s.flows.iter().filter(|f| f.finished()).count();
     assert_eq!(done, conns, "{done} connections finished");

@@ -569,3 +569,28 @@ impl TcpApp for EchoClient {
         }
     }
 }
+
+/// An app lcore running on its own thread (registered as lcore 2) until [`stop`](Self::stop).
+pub struct AppThread {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl AppThread {
+    /// Starts `lcore` (the app lcore of [`Stacks`]) on a thread of its own.
+    pub fn spawn(mut lcore: Lcore) -> AppThread {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let _g = ferroplane::lcore::register(2).unwrap();
+            lcore.run(&flag);
+        });
+        AppThread { stop, thread }
+    }
+
+    /// Stops the lcore and waits for its thread.
+    pub fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap();
+    }
+}
