@@ -80,11 +80,9 @@ pub const LANE_TURNS: usize = 32 * 1024;
 #[target_feature(enable = "avx2")]
 unsafe fn lane_sum_avx2(data: &[u8]) -> u64 {
     use std::arch::x86_64::*;
-    let low = _mm256_set1_epi32(0xffff);
     let mut total = 0u64;
     for block in data.chunks(64 * LANE_TURNS) {
-        let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        let (mut ah, mut bh) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let mut acc = Lanes::new();
         for c in block.chunks_exact(64) {
             // SAFETY: `c` is 64 bytes long, so both unaligned 32-byte loads stay inside it.
             let (x, y) = unsafe {
@@ -93,24 +91,66 @@ unsafe fn lane_sum_avx2(data: &[u8]) -> u64 {
                     _mm256_loadu_si256(c.as_ptr().add(32).cast()),
                 )
             };
-            a = _mm256_add_epi32(a, _mm256_and_si256(x, low));
-            ah = _mm256_add_epi32(ah, _mm256_srli_epi32::<16>(x));
-            b = _mm256_add_epi32(b, _mm256_and_si256(y, low));
-            bh = _mm256_add_epi32(bh, _mm256_srli_epi32::<16>(y));
+            acc.add(x, y);
         }
-        // Each lane of the four accumulators grew by at most 0xffff per step: adding them in
-        // pairs stays below 2^32 (LANE_TURNS × 2 × 0xffff).
-        let a = _mm256_add_epi32(a, ah);
-        let b = _mm256_add_epi32(b, bh);
+        total += acc.total();
+    }
+    total
+}
+
+/// The four 32-bit-lane accumulators of the AVX2 loops: the low and high 16-bit halves of two
+/// 32-byte vectors per 64-byte step, kept apart so no lane overflows within `LANE_TURNS`
+/// steps.
+#[cfg(target_arch = "x86_64")]
+struct Lanes {
+    a: std::arch::x86_64::__m256i,
+    ah: std::arch::x86_64::__m256i,
+    b: std::arch::x86_64::__m256i,
+    bh: std::arch::x86_64::__m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new() -> Lanes {
+        use std::arch::x86_64::*;
+        Lanes {
+            a: _mm256_setzero_si256(),
+            ah: _mm256_setzero_si256(),
+            b: _mm256_setzero_si256(),
+            bh: _mm256_setzero_si256(),
+        }
+    }
+
+    /// Adds one 64-byte step, `x` then `y`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn add(&mut self, x: std::arch::x86_64::__m256i, y: std::arch::x86_64::__m256i) {
+        use std::arch::x86_64::*;
+        let low = _mm256_set1_epi32(0xffff);
+        self.a = _mm256_add_epi32(self.a, _mm256_and_si256(x, low));
+        self.ah = _mm256_add_epi32(self.ah, _mm256_srli_epi32::<16>(x));
+        self.b = _mm256_add_epi32(self.b, _mm256_and_si256(y, low));
+        self.bh = _mm256_add_epi32(self.bh, _mm256_srli_epi32::<16>(y));
+    }
+
+    /// The sum of every lane. Each lane grew by at most 0xffff per step: adding them in pairs
+    /// stays below 2^32 (LANE_TURNS × 2 × 0xffff).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn total(&self) -> u64 {
+        use std::arch::x86_64::*;
+        let a = _mm256_add_epi32(self.a, self.ah);
+        let b = _mm256_add_epi32(self.b, self.bh);
         let mut lanes = [0u32; 16];
         // SAFETY: `lanes` is 64 bytes: room for both unaligned 32-byte stores.
         unsafe {
             _mm256_storeu_si256(lanes.as_mut_ptr().cast(), a);
             _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), b);
         }
-        total += lanes.iter().map(|&l| l as u64).sum::<u64>();
+        lanes.iter().map(|&l| l as u64).sum()
     }
-    total
 }
 
 /// True when the CPU has AVX2 (the standard library detects it once and caches the answer).
@@ -282,14 +322,12 @@ fn small_copy_sum(dst: &mut [u8], src: &[u8]) -> u16 {
 #[target_feature(enable = "avx2")]
 unsafe fn lane_copy_sum_avx2(dst: &mut [u8], src: &[u8]) -> u64 {
     use std::arch::x86_64::*;
-    let low = _mm256_set1_epi32(0xffff);
     let mut total = 0u64;
     let blocks = dst
         .chunks_mut(64 * LANE_TURNS)
         .zip(src.chunks(64 * LANE_TURNS));
     for (db, sb) in blocks {
-        let (mut a, mut b) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        let (mut ah, mut bh) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+        let mut acc = Lanes::new();
         for (dc, sc) in db.chunks_exact_mut(64).zip(sb.chunks_exact(64)) {
             // SAFETY: `sc` and `dc` are 64 bytes long each, so both unaligned 32-byte loads
             // stay inside `sc` and both unaligned 32-byte stores inside `dc`; `dc` is borrowed
@@ -301,21 +339,9 @@ unsafe fn lane_copy_sum_avx2(dst: &mut [u8], src: &[u8]) -> u64 {
                 _mm256_storeu_si256(dc.as_mut_ptr().add(32).cast(), y);
                 (x, y)
             };
-            a = _mm256_add_epi32(a, _mm256_and_si256(x, low));
-            ah = _mm256_add_epi32(ah, _mm256_srli_epi32::<16>(x));
-            b = _mm256_add_epi32(b, _mm256_and_si256(y, low));
-            bh = _mm256_add_epi32(bh, _mm256_srli_epi32::<16>(y));
+            acc.add(x, y);
         }
-        // As in `lane_sum_avx2`: at most LANE_TURNS steps of 0xffff per lane, two lanes added.
-        let a = _mm256_add_epi32(a, ah);
-        let b = _mm256_add_epi32(b, bh);
-        let mut lanes = [0u32; 16];
-        // SAFETY: `lanes` is 64 bytes: room for both unaligned 32-byte stores.
-        unsafe {
-            _mm256_storeu_si256(lanes.as_mut_ptr().cast(), a);
-            _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), b);
-        }
-        total += lanes.iter().map(|&l| l as u64).sum::<u64>();
+        total += acc.total();
     }
     total
 }
