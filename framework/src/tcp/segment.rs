@@ -352,6 +352,34 @@ impl Transmit<'_> {
         len
     }
 
+    /// Writes only the header and options, for a payload that goes to the wire by reference,
+    /// and returns the header length. The checksum covers the payload where it lies (it is
+    /// summed, not copied) or, when `partial`, is left for the port as in
+    /// [`emit_partial`](Self::emit_partial).
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the header.
+    pub fn emit_header(&self, buf: &mut [u8], partial: bool) -> usize {
+        let hl = self.header.emit(buf);
+        let (a, b) = (self.payload[0], self.payload[1]);
+        let len = hl + a.len() + b.len();
+        let ph =
+            checksum::pseudo_header_v4(self.src_addr, self.dst_addr, ip_protocol::TCP, len as u16);
+        let csum = if partial {
+            ph as u16
+        } else {
+            // The header is a whole number of 32-bit words: the payload starts at an even
+            // offset.
+            let payload = checksum::combine_at(checksum::sum(a), checksum::sum(b), a.len());
+            checksum::finish(checksum::combine(
+                ph,
+                checksum::combine(checksum::sum(&buf[..hl]), payload),
+            ))
+        };
+        TcpPacket::new_unchecked(&mut buf[..hl]).set_checksum(csum);
+        hl
+    }
+
     /// Like [`emit`](Self::emit), but leaves the checksum for the port to complete (transmit
     /// checksum offload, DPDK's convention for `TX_L4_CKSUM`): the checksum field holds the
     /// folded pseudo-header sum, not complemented, and the payload is copied without being
@@ -539,6 +567,33 @@ mod tests {
             // Completing: the sum of the bytes as written, complemented.
             let done = checksum::finish(checksum::sum(&partial[..n]));
             assert_eq!(done.to_be_bytes(), [full[16], full[17]], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn header_only_emits_match_the_whole_segment() {
+        let opts = TcpOptions {
+            timestamps: Some(Timestamps { tsval: 9, tsecr: 8 }),
+            ..Default::default()
+        };
+        let data: Vec<u8> = (0..1461u32).map(|i| (i * 5 + 1) as u8).collect();
+        for cut in [0, 1, 2, 731, 1460, 1461] {
+            let t = Transmit {
+                src_addr: A,
+                dst_addr: B,
+                header: header(opts, TcpFlags::ACK),
+                payload: [&data[..cut], &data[cut..]],
+                payload_mbufs: Default::default(),
+            };
+            let (mut full, mut partial) = ([0u8; 1600], [0u8; 1600]);
+            let n = t.emit(&mut full);
+            t.emit_partial(&mut partial);
+            let (mut h, mut hp) = ([0u8; 60], [0u8; 60]);
+            let hl = t.emit_header(&mut h, false);
+            assert_eq!(t.emit_header(&mut hp, true), hl);
+            assert_eq!(hl + data.len(), n);
+            assert_eq!(h[..hl], full[..hl], "cut {cut}");
+            assert_eq!(hp[..hl], partial[..hl], "cut {cut}");
         }
     }
 

@@ -19,7 +19,7 @@ use crate::mem::{ol, Mbuf, NO_PORT};
 use crate::stack::tcp::{InputOutcome, LayerStats, SegmentSink, SourceFn, TcpLayer};
 use crate::stack::StackEnv;
 use crate::tcp::{TcpSegment, Transmit};
-use crate::wire::{checksum, ip_protocol, Ipv4Packet, TcpPacket, WireError};
+use crate::wire::{checksum, ip_protocol, Ipv4Packet, WireError};
 
 /// Length of the IPv4 header the node writes (no options).
 const IP_HDR: usize = 20;
@@ -232,28 +232,8 @@ impl SegmentSink for Out<'_, '_> {
             ip.set_dst_addr(t.dst_addr);
             ip.fill_checksum();
             if by_ref {
-                // Headers only here; the payload's sum is added from where it lies, unless
-                // the port completes the checksum.
-                let hl = t.header.emit(tcp);
-                let ph = checksum::pseudo_header_v4(
-                    t.src_addr,
-                    t.dst_addr,
-                    ip_protocol::TCP,
-                    (len - IP_HDR) as u16,
-                );
-                // (Partial: the pseudo-header sum alone, as `Transmit::emit_partial` leaves it.)
-                let csum = if offload {
-                    ph as u16
-                } else {
-                    let mut sum = checksum::combine(ph, checksum::sum(&tcp[..hl]));
-                    let mut at = hl;
-                    for p in t.payload {
-                        sum = checksum::combine_at(sum, checksum::sum(p), at);
-                        at += p.len();
-                    }
-                    checksum::finish(sum)
-                };
-                TcpPacket::new_unchecked(&mut tcp[..hl]).set_checksum(csum);
+                // Headers only here: the payload follows as references.
+                t.emit_header(tcp, offload);
             } else if offload {
                 t.emit_partial(tcp);
             } else {
