@@ -1068,6 +1068,24 @@ impl TcpControl<'_> {
     }
 }
 
+/// Segments a layer sent, as wire bytes (checksummed), with their addresses: tests join
+/// layers through it.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct WireLog(pub(crate) Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>);
+
+#[cfg(test)]
+impl SegmentSink for WireLog {
+    fn room(&self) -> usize {
+        usize::MAX
+    }
+    fn send(&mut self, t: &Transmit<'_>, _port_hint: u16) {
+        let mut b = vec![0; t.buffer_len()];
+        t.emit(&mut b);
+        self.0.push((t.src_addr, t.dst_addr, b));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1188,20 +1206,6 @@ mod tests {
         assert!(l.connect(app, other, 0).is_ok());
     }
 
-    /// Segments a layer sent, as wire bytes (checksummed), with their addresses.
-    #[derive(Default)]
-    struct Wire(Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>);
-    impl SegmentSink for Wire {
-        fn room(&self) -> usize {
-            usize::MAX
-        }
-        fn send(&mut self, t: &Transmit<'_>, _port_hint: u16) {
-            let mut b = vec![0; t.buffer_len()];
-            t.emit(&mut b);
-            self.0.push((t.src_addr, t.dst_addr, b));
-        }
-    }
-
     /// Writes `stream` on connect and as space frees up.
     struct Writer {
         stream: Arc<Vec<u8>>,
@@ -1300,7 +1304,7 @@ mod tests {
         }));
         b.listen(SocketAddrV4::new(b_ip, 80), nb).unwrap();
         a.connect(wa, SocketAddrV4::new(b_ip, 80), 0).unwrap();
-        let (mut to_b, mut to_a) = (Wire::default(), Wire::default());
+        let (mut to_b, mut to_a) = (WireLog::default(), WireLog::default());
         let mut now = 1;
         for _ in 0..100_000 {
             if got.lock().unwrap().len() >= stream.len() {

@@ -6,25 +6,11 @@ use std::sync::Arc;
 
 use super::*;
 use crate::mem::{HugePolicy, Mempool, MempoolParams};
-use crate::stack::tcp::layer::{CloseReason, LayerParams, SegmentSink, SourceFn, TcpLayer};
-use crate::tcp::{IsnGenerator, TcpConfig, TcpSegment, Transmit};
+use crate::stack::tcp::layer::{CloseReason, LayerParams, SourceFn, TcpLayer, WireLog};
+use crate::tcp::{IsnGenerator, TcpConfig, TcpSegment};
 
 const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-#[derive(Default)]
-struct Wire(Vec<(Ipv4Addr, Ipv4Addr, Vec<u8>)>);
-
-impl SegmentSink for Wire {
-    fn room(&self) -> usize {
-        usize::MAX
-    }
-    fn send(&mut self, t: &Transmit<'_>, _port_hint: u16) {
-        let mut buf = vec![0; t.buffer_len()];
-        t.emit(&mut buf);
-        self.0.push((t.src_addr, t.dst_addr, buf));
-    }
-}
 
 fn pool(n: u32) -> Mempool {
     let mut p = MempoolParams::new("xcore-test", n);
@@ -93,11 +79,11 @@ impl Net {
     /// One turn of both stacks (1 ms of virtual time), segments delivered until quiet.
     fn step(&mut self) {
         self.now += 1_000_000;
-        let mut w = Wire::default();
+        let mut w = WireLog::default();
         self.a.poll(self.now, &mut w);
         self.b.poll(self.now, &mut w);
         while !w.0.is_empty() {
-            let mut next = Wire::default();
+            let mut next = WireLog::default();
             for (src, dst, bytes) in w.0.drain(..) {
                 let seg = TcpSegment::parse(&bytes).unwrap();
                 let l = if dst == A { &mut self.a } else { &mut self.b };
