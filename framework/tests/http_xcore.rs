@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::tcp::{count, random_bytes, AppThread, Server, Stacks};
-use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::setup::TcpApps;
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
@@ -453,17 +452,7 @@ fn serve(app: &str, conns: Vec<Conn>) -> Outcome {
         server_graph,
         app_graph,
         ..
-    } = Stacks::new(
-        Server {
-            mbufs: 8192,
-            app_lcore: Some(IdlePolicy::Adaptive {
-                spin_turns: 64,
-                max_sleep_us: 50,
-            }),
-            ..Server::new(app)
-        },
-        tcp,
-    );
+    } = Stacks::new(Server::on_app_lcore(app), tcp);
     let app_thread = AppThread::spawn(app_lcore.unwrap());
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);

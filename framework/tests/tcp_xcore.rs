@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::tcp::{count, xorshift_bytes, AppThread, EchoClient, Flows, Server, Stacks};
-use ferroplane::runtime::IdlePolicy;
 use ferroplane::stack::setup::TcpApps;
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::CloseReason;
@@ -41,14 +40,7 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
         app_graph,
         ..
     } = Stacks::new(
-        Server {
-            mbufs: 8192,
-            app_lcore: Some(IdlePolicy::Adaptive {
-                spin_turns: 64,
-                max_sleep_us: 50,
-            }),
-            ..Server::new("name = \"tcp-echo\"\nports = [7]\napp_lcores = [2]\nsend_buffer = 16384\nrecv_buffer = 16384")
-        },
+        Server::on_app_lcore("name = \"tcp-echo\"\nports = [7]\napp_lcores = [2]\nsend_buffer = 16384\nrecv_buffer = 16384"),
         tcp,
     );
     let app_thread = AppThread::spawn(app_lcore.unwrap());

@@ -250,6 +250,19 @@ impl<'a> Server<'a> {
             app_lcore: None,
         }
     }
+
+    /// `app` (which says `app_lcores = [2]`) with its sessions on app lcore 2, adaptive idle,
+    /// 8192 buffers a pool.
+    pub fn on_app_lcore(app: &'a str) -> Self {
+        Server {
+            mbufs: 8192,
+            app_lcore: Some(IdlePolicy::Adaptive {
+                spin_turns: 64,
+                max_sleep_us: 50,
+            }),
+            ..Server::new(app)
+        }
+    }
 }
 
 /// A server stack (lcore 1, and app lcore 2 if asked) and a client stack (the next lcore id),
