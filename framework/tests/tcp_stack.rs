@@ -672,6 +672,44 @@ fn mbufs_handed_over_by_the_app_arrive_in_order_with_copied_writes_between() {
 }
 
 #[test]
+fn handed_over_mbufs_at_jumbo_mtu_leave_as_two_references_and_are_read_where_they_lie() {
+    // MTU 9000 and the same handovers: a segment carries up to two handed-over mbufs, and
+    // 700 + 1900 bytes is enough to go by reference, so it leaves as a header mbuf chained
+    // to two clones. The receiver must verify and read such chains where they lie (two
+    // pieces), not gather them into one buffer.
+    let n = 2 << 20;
+    let st = Flows::new([random_bytes(n, 0x3c4a_14ed_0b1e_c7ed)]);
+    let app_pool = pool_room("app", 8192, 2048);
+    let mut tcp = tcp_apps(vec![EchoClient::all_handing_over(
+        &st,
+        "198.18.0.1:7",
+        app_pool.clone(),
+    )]);
+    tcp.cfg.mss = 8960;
+    let (sp, cp) = jumbo_ports(9000);
+    let server = Server {
+        data_room: 9216,
+        ..Server::new(ECHO)
+    };
+    let mut p = Stacks::on(sp, cp, server, tcp);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(30) && !st.lock().unwrap().flows[0].finished() {
+        p.turn();
+    }
+    let st = st.lock().unwrap();
+    let f = &st.flows[0];
+    assert_eq!(f.received.len(), n, "received {} of {n}", f.received.len());
+    assert!(f.received == f.to_send, "echoed bytes differ");
+    let by_ref = count(&p.client_graph, "tcp-input", "tx_by_reference");
+    assert!(by_ref > 100, "{by_ref} segments by reference");
+    for g in [&p.server_graph, &p.client_graph] {
+        for r in ["bad_checksum", "truncated", "rx_gathered"] {
+            assert_eq!(count(g, "tcp-input", r), 0, "{r}");
+        }
+    }
+}
+
+#[test]
 fn small_buffers_apply_backpressure_and_still_deliver_everything() {
     // 4 KiB socket buffers on the echo: the client's writes are short most of the time.
     let app = "name = \"tcp-echo\"\nports = [7]\nsend_buffer = 4096\nrecv_buffer = 4096\nmax_connections = 8\nmax_time_wait = 8";

@@ -10,6 +10,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 
+use super::segment::Payload;
 use super::seq::Seq;
 use crate::mem::{HugePolicy, Mbuf, Mempool, MempoolParams};
 use crate::wire::SackBlocks;
@@ -56,6 +57,12 @@ impl Ring {
         let first = data.len().min(cap - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    fn write_parts(&mut self, off: usize, data: Payload<'_>) {
+        let [a, b] = data.0;
+        self.write_at(off, a);
+        self.write_at(off + a.len(), b);
     }
 
     fn consume(&mut self, n: usize) {
@@ -403,17 +410,22 @@ impl RecvBuffer {
         !self.ranges.is_empty()
     }
 
-    /// Stores `data` whose first byte has sequence number `seq`, given that the in-order end
-    /// is `rcv_nxt`. The caller trims `data` so that `rcv_nxt <= seq` and it fits in
-    /// [`free`](Self::free). Returns how far `rcv_nxt` advances (0 for out-of-order data;
-    /// more than `data.len()` when it fills a gap).
-    pub(crate) fn insert(&mut self, rcv_nxt: Seq, seq: Seq, data: &[u8]) -> Result<u32, OooReject> {
+    /// Stores `data` (one or two parts, read in order) whose first byte has sequence number
+    /// `seq`, given that the in-order end is `rcv_nxt`. The caller trims `data` so that
+    /// `rcv_nxt <= seq` and it fits in [`free`](Self::free). Returns how far `rcv_nxt`
+    /// advances (0 for out-of-order data; more than `data.len()` when it fills a gap).
+    pub(crate) fn insert_parts(
+        &mut self,
+        rcv_nxt: Seq,
+        seq: Seq,
+        data: Payload<'_>,
+    ) -> Result<u32, OooReject> {
         debug_assert!(rcv_nxt.le(seq));
         let off = seq.since(rcv_nxt) as usize;
         debug_assert!(off + data.len() <= self.free());
         let end = seq + data.len() as u32;
         if off == 0 {
-            self.ring.write_at(self.ring.len, data);
+            self.ring.write_parts(self.ring.len, data);
             let mut new_end = end;
             while let Some(r) = self.ranges.first().copied() {
                 if r.start.gt(new_end) {
@@ -453,7 +465,7 @@ impl RecvBuffer {
         if new_total > self.max_ooo_bytes {
             return Err(OooReject::Bytes);
         }
-        self.ring.write_at(self.ring.len + off, data);
+        self.ring.write_parts(self.ring.len + off, data);
         self.stamp += 1;
         let range = OooRange {
             start: s,
@@ -473,6 +485,12 @@ impl RecvBuffer {
         }
         self.ooo_bytes = new_total;
         Ok(0)
+    }
+
+    /// `insert_parts` for one slice.
+    #[cfg(test)]
+    pub(crate) fn insert(&mut self, rcv_nxt: Seq, seq: Seq, data: &[u8]) -> Result<u32, OooReject> {
+        self.insert_parts(rcv_nxt, seq, Payload([data, &[]]))
     }
 
     /// True when `n` in-order bytes may be lent instead of written: the buffer holds nothing
@@ -497,11 +515,11 @@ impl RecvBuffer {
 
     /// Ends a loan: the application read the first `read` lent bytes; `rest` (the others, in
     /// order) is written into the ring.
-    pub(crate) fn settle(&mut self, read: usize, rest: &[u8]) {
+    pub(crate) fn settle(&mut self, read: usize, rest: Payload<'_>) {
         debug_assert_eq!(read + rest.len(), self.lent);
         debug_assert_eq!(self.ring.len, self.lent);
         self.ring.consume(read);
-        self.ring.write_at(0, rest);
+        self.ring.write_parts(0, rest);
         self.lent = 0;
     }
 
@@ -735,13 +753,34 @@ mod tests {
     }
 
     #[test]
+    fn two_part_data_lands_like_one_slice_in_order_out_of_order_and_wrapped() {
+        let mut r = RecvBuffer::new(16, 4, 16);
+        let z = Seq(u32::MAX - 3);
+        // Out of order first (bytes 6..11), then the in-order start fills the gap.
+        assert_eq!(r.insert_parts(z, z + 6, Payload([b"gh", b"ijk"])), Ok(0));
+        assert_eq!(r.insert_parts(z, z, Payload([b"abc", b"def"])), Ok(11));
+        let [a, b] = r.peek();
+        assert_eq!([a, b].concat(), b"abcdefghijk");
+        r.consume(10);
+        // Across the end of the ring.
+        let nxt = z + 11;
+        assert_eq!(
+            r.insert_parts(nxt, nxt, Payload([b"LMNOPQ", b"RSTU"])),
+            Ok(10)
+        );
+        let [a, b] = r.peek();
+        assert!(!b.is_empty(), "wrapped");
+        assert_eq!([a, b].concat(), b"kLMNOPQRSTU");
+    }
+
+    #[test]
     fn lent_bytes_take_space_and_only_the_unread_rest_is_copied() {
         let mut r = RecvBuffer::new(16, 4, 16);
         assert!(r.can_lend());
         r.lend(10);
         assert_eq!((r.len(), r.free(), r.lent()), (10, 6, 10));
         // The application read four of "0123456789"; the rest lands in the ring.
-        r.settle(4, b"456789");
+        r.settle(4, Payload([b"45", b"6789"]));
         assert_eq!((r.len(), r.lent()), (6, 0));
         let [a, b] = r.peek();
         assert_eq!([a, b].concat(), b"456789");
@@ -749,7 +788,7 @@ mod tests {
         r.consume(6);
         // A loan read completely leaves nothing; the ring wraps correctly after it.
         r.lend(16);
-        r.settle(16, b"");
+        r.settle(16, Payload::default());
         assert_eq!((r.len(), r.free()), (0, 16));
         assert_eq!(r.insert(Seq(0), Seq(0), b"abcdefghij"), Ok(10));
         let [a, b] = r.peek();

@@ -11,7 +11,9 @@ use super::config::{TcpConfig, MS, SEC};
 use super::isn::IsnGenerator;
 use super::rtt::RttEstimator;
 use super::sack::{BlockVerdict, Scoreboard, SCOREBOARD_RANGES};
-use super::segment::{PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
+use super::segment::{
+    Payload, PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit,
+};
 use super::seq::Seq;
 use crate::mem::Mbuf;
 use crate::wire::TcpFlags;
@@ -303,9 +305,8 @@ pub struct Connection {
     want_writable: bool,
     /// When to offer `Writable` again after a write found the send buffer's pool empty.
     starved_at: Option<u64>,
-    /// During [`Connection::on_segment_lending`]: the address of the segment's payload, so
-    /// the lent part can be named by its offset in it.
-    lend_base: Option<usize>,
+    /// True during [`Connection::on_segment_lending`]: in-order data may be lent.
+    lending: bool,
     /// The lent part of the segment being handled, as a range of its payload.
     lent: Option<Range<usize>>,
     stats: ConnectionStats,
@@ -444,7 +445,7 @@ impl Connection {
             last_rx: now,
             last_tx: now,
             events: 0,
-            lend_base: None,
+            lending: false,
             lent: None,
             want_writable: false,
             starved_at: None,
@@ -550,6 +551,7 @@ impl Connection {
                 options: opts,
             },
             payload: &[],
+            payload_tail: &[],
         };
         let mut c = Self::accept_syn_with(cfg, isn, local, remote, &syn, now, spare)?;
         c.iss = iss;
@@ -1656,24 +1658,24 @@ impl Connection {
 
     /// Like [`on_segment`](Self::on_segment), but in-order payload that finds the receive
     /// buffer empty is *lent* rather than copied: it counts as received (window, ACK) while
-    /// it stays where it is, and the returned range of `seg.payload` is what the
-    /// application may read in place. The caller must then call
+    /// it stays where it is, and the returned range of the payload (both parts,
+    /// [`TcpSegment::payload_parts`]) is what the application may read in place. The caller must then call
     /// [`settle_loan`](Self::settle_loan) before anything else touches this connection;
     /// until then the receive buffer cannot be read through the engine.
     ///
     /// Data is lent only when nothing but readable/writable events is pending (so an
     /// application never sees data before its connect/accept callback).
     pub fn on_segment_lending(&mut self, seg: &TcpSegment<'_>, now: u64) -> Option<Range<usize>> {
-        self.lend_base = Some(seg.payload.as_ptr() as usize);
+        self.lending = true;
         self.on_segment_inner(seg, now);
-        self.lend_base = None;
+        self.lending = false;
         self.lent.take()
     }
 
     /// Ends a loan from [`on_segment_lending`](Self::on_segment_lending): the application
     /// read the first `read` lent bytes, and `rest` (the lent bytes after those) is copied
     /// into the receive buffer.
-    pub fn settle_loan(&mut self, read: usize, rest: &[u8]) {
+    pub fn settle_loan(&mut self, read: usize, rest: Payload<'_>) {
         self.rbuf.settle(read, rest);
         self.stats.bytes_in_place += read as u64;
         if read > 0 {
@@ -1744,7 +1746,7 @@ impl Connection {
         let rst = seg.has(TcpFlags::RST);
         let syn = seg.has(TcpFlags::SYN);
         let fin = seg.has(TcpFlags::FIN);
-        let plen = seg.payload.len() as u32;
+        let plen = seg.payload_len() as u32;
 
         // TIME-WAIT: a retransmitted FIN is acknowledged again and restarts 2·MSL.
         if self.state == State::TimeWait
@@ -1869,20 +1871,23 @@ impl Connection {
 
         // Data. URG is not supported: urgent bytes arrive inline as ordinary data.
         let mut seq = seg.seq;
-        let mut payload = seg.payload;
+        let mut payload = seg.payload_parts();
+        // Where `payload` starts in the segment's payload (after an old prefix is cut).
+        let mut at = 0;
         let mut fin = fin;
         if seq.lt(self.rcv_nxt) {
             let d = self.rcv_nxt.since(seq) as usize;
             if d > payload.len() {
                 fin = false; // the FIN is old too
             }
-            payload = &payload[d.min(payload.len())..];
+            at = d.min(payload.len());
+            payload = payload.range(at, usize::MAX);
             seq = self.rcv_nxt;
         }
         let limit = (self.rcv_wnd() as usize).min(self.rbuf.free());
         let off = seq.since(self.rcv_nxt) as usize;
         if off + payload.len() > limit {
-            payload = &payload[..limit.saturating_sub(off)];
+            payload = payload.range(0, limit.saturating_sub(off));
             fin = false; // beyond the window
             self.ack_now = true;
         }
@@ -1898,7 +1903,7 @@ impl Connection {
                         self.terminate(EV_CLOSED);
                         return;
                     }
-                    self.receive_data(seq, payload, now);
+                    self.receive_data(seq, payload, at, now);
                 }
                 // The peer's FIN came before: nothing more is valid.
                 _ => {}
@@ -1923,7 +1928,7 @@ impl Connection {
             || seg.seq.gt(self.snd_wl1)
             || (seg.seq == self.snd_wl1 && (wnd > self.snd_wnd || wnd == 0));
         seg.has(TcpFlags::ACK)
-            && seg.payload.is_empty()
+            && seg.payload_len() == 0
             && !seg.has(TcpFlags::FIN)
             && seg.seq == self.rcv_nxt
             && seg.ack == self.snd_una
@@ -2044,7 +2049,7 @@ impl Connection {
             // Handled above.
         } else {
             let dupack = ack == self.snd_una
-                && seg.payload.is_empty()
+                && seg.payload_len() == 0
                 && !seg.has(TcpFlags::FIN)
                 && wnd == self.snd_wnd
                 && self.snd_max != self.snd_una;
@@ -2147,23 +2152,22 @@ impl Connection {
         }
     }
 
-    fn receive_data(&mut self, seq: Seq, payload: &[u8], now: u64) {
+    /// Takes in `payload`, found `at` bytes into the segment's payload.
+    fn receive_data(&mut self, seq: Seq, payload: Payload<'_>, at: usize, now: u64) {
         let had_ooo = self.rbuf.has_ooo();
-        if let Some(base) = self.lend_base {
-            if seq == self.rcv_nxt
-                && self.rbuf.can_lend()
-                && self.events & !(EV_READABLE | EV_WRITABLE) == 0
-            {
-                self.rbuf.lend(payload.len());
-                let at = payload.as_ptr() as usize - base;
-                self.lent = Some(at..at + payload.len());
-                let n = payload.len() as u32;
-                self.received_in_order(n, n, had_ooo, now);
-                return;
-            }
+        if self.lending
+            && seq == self.rcv_nxt
+            && self.rbuf.can_lend()
+            && self.events & !(EV_READABLE | EV_WRITABLE) == 0
+        {
+            self.rbuf.lend(payload.len());
+            self.lent = Some(at..at + payload.len());
+            let n = payload.len() as u32;
+            self.received_in_order(n, n, had_ooo, now);
+            return;
         }
         if seq != self.rcv_nxt {
-            match self.rbuf.insert(self.rcv_nxt, seq, payload) {
+            match self.rbuf.insert_parts(self.rcv_nxt, seq, payload) {
                 Ok(_) => self.stats.ooo_segments += 1,
                 Err(_) => self.stats.ooo_dropped += 1,
             }
@@ -2172,7 +2176,7 @@ impl Connection {
             self.ack_now = true;
             return;
         }
-        let adv = match self.rbuf.insert(self.rcv_nxt, seq, payload) {
+        let adv = match self.rbuf.insert_parts(self.rcv_nxt, seq, payload) {
             Ok(n) => n,
             Err(_) => return,
         };

@@ -112,6 +112,6 @@ pub use isn::{siphash24, IsnGenerator};
 pub use listener::{Listener, ListenerStats};
 pub use rtt::RttEstimator;
 pub use segment::{
-    reset_for, PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit,
+    reset_for, Payload, PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit,
 };
 pub use seq::Seq;

@@ -184,8 +184,11 @@ impl TcpHeader {
 pub struct TcpSegment<'a> {
     /// Header fields.
     pub header: TcpHeader,
-    /// Payload bytes.
+    /// Payload bytes (the first part, when the payload lies in two buffers).
     pub payload: &'a [u8],
+    /// The rest of the payload when it lies in two buffers (a packet chained from a header
+    /// mbuf and two payload mbufs); empty otherwise.
+    pub payload_tail: &'a [u8],
 }
 
 impl Deref for TcpSegment<'_> {
@@ -214,17 +217,28 @@ impl<'a> TcpSegment<'a> {
         Ok(TcpSegment {
             header,
             payload: &bytes[p.header_len()..],
+            payload_tail: &[],
         })
+    }
+
+    /// The whole payload, in its one or two parts.
+    pub fn payload_parts(&self) -> Payload<'a> {
+        Payload([self.payload, self.payload_tail])
+    }
+
+    /// Payload length (both parts).
+    pub fn payload_len(&self) -> usize {
+        self.payload.len() + self.payload_tail.len()
     }
 
     /// Sequence space the segment occupies: payload plus one for SYN and one for FIN.
     pub fn seg_len(&self) -> u32 {
-        self.payload.len() as u32 + self.has(TcpFlags::SYN) as u32 + self.has(TcpFlags::FIN) as u32
+        self.payload_len() as u32 + self.has(TcpFlags::SYN) as u32 + self.has(TcpFlags::FIN) as u32
     }
 
     /// Header plus payload length.
     pub fn buffer_len(&self) -> usize {
-        self.header.header_len() + self.payload.len()
+        self.header.header_len() + self.payload_len()
     }
 
     /// Writes the whole segment into `buf` with its checksum over the IPv4 pseudo header of
@@ -234,10 +248,46 @@ impl<'a> TcpSegment<'a> {
     /// If `buf` is shorter than [`buffer_len`](Self::buffer_len).
     pub fn emit(&self, buf: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) -> usize {
         let hl = self.header.emit(buf);
-        let len = hl + self.payload.len();
-        buf[hl..len].copy_from_slice(self.payload);
+        let len = hl + self.payload_len();
+        self.payload_parts().copy_to(&mut buf[hl..len]);
         TcpPacket::new_unchecked(&mut buf[..len]).fill_checksum(src, dst);
         len
+    }
+}
+
+/// Payload bytes where they lie: one slice, or two when they span two buffers. The bytes are
+/// the first slice followed by the second.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Payload<'a>(pub [&'a [u8]; 2]);
+
+impl<'a> Payload<'a> {
+    /// Byte count of both parts.
+    pub fn len(&self) -> usize {
+        self.0[0].len() + self.0[1].len()
+    }
+
+    /// True when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes `[from, to)` (clamped to the length).
+    pub fn range(&self, from: usize, to: usize) -> Payload<'a> {
+        let [a, b] = self.0;
+        let to = to.min(self.len());
+        let from = from.min(to);
+        let cut = |s: &'a [u8], base: usize| {
+            let (lo, hi) = (from.saturating_sub(base), to.saturating_sub(base));
+            &s[lo.min(s.len())..hi.min(s.len())]
+        };
+        Payload([cut(a, 0), cut(b, a.len())])
+    }
+
+    /// Copies all bytes into `dst`, which must be exactly [`len`](Self::len) long.
+    pub fn copy_to(&self, dst: &mut [u8]) {
+        let [a, b] = self.0;
+        dst[..a.len()].copy_from_slice(a);
+        dst[a.len()..].copy_from_slice(b);
     }
 }
 
@@ -428,6 +478,25 @@ pub fn reset_for(seg: &TcpSegment<'_>) -> Option<TcpHeader> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn payload_ranges_cut_across_both_parts() {
+        let p = Payload([b"abcd", b"efg"]);
+        assert_eq!(p.len(), 7);
+        let cat = |p: Payload<'_>| [p.0[0], p.0[1]].concat();
+        for from in 0..=8 {
+            for to in from..=9 {
+                let r = p.range(from, to);
+                let want = &b"abcdefg"[from.min(7)..to.min(7)];
+                assert_eq!(cat(r), want, "{from}..{to}");
+                let mut buf = vec![0; r.len()];
+                r.copy_to(&mut buf);
+                assert_eq!(buf, want);
+            }
+        }
+        assert_eq!(p.range(5, 6).0, [&b""[..], b"f"]);
+        assert!(p.range(3, 3).is_empty());
+    }
+
     const A: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
@@ -509,6 +578,7 @@ mod tests {
         let seg = TcpSegment {
             header: h,
             payload: b"hello",
+            payload_tail: &[],
         };
         let mut buf = [0u8; 100];
         let n = seg.emit(&mut buf, A, B);
@@ -535,6 +605,7 @@ mod tests {
         let syn = TcpSegment {
             header: header(TcpOptions::default(), TcpFlags::SYN),
             payload: &[],
+            payload_tail: &[],
         };
         let n = syn.emit(&mut buf, A, B);
         assert_eq!(TcpSegment::parse(&buf[..n]).unwrap().ack, Seq(0));
@@ -602,6 +673,7 @@ mod tests {
         let with_ack = TcpSegment {
             header: header(TcpOptions::default(), TcpFlags::ACK),
             payload: b"xyz",
+            payload_tail: &[],
         };
         let r = reset_for(&with_ack).unwrap();
         assert_eq!((r.src_port, r.dst_port), (80, 40000));
@@ -609,6 +681,7 @@ mod tests {
         let syn = TcpSegment {
             header: header(TcpOptions::default(), TcpFlags::SYN | TcpFlags::FIN),
             payload: b"xyz",
+            payload_tail: &[],
         };
         let r = reset_for(&syn).unwrap();
         assert_eq!((r.seq, r.ack), (Seq(0), Seq(0xfff0_0000) + 5));
@@ -616,6 +689,7 @@ mod tests {
         let rst = TcpSegment {
             header: header(TcpOptions::default(), TcpFlags::RST),
             payload: &[],
+            payload_tail: &[],
         };
         assert_eq!(reset_for(&rst), None);
     }

@@ -18,7 +18,7 @@ use crate::graph::{meta, meta_mut, DropId, InitCtx, Node, NodeCtx, PktMeta};
 use crate::mem::{ol, Mbuf, NO_PORT};
 use crate::stack::tcp::{InputOutcome, LayerStats, SegmentSink, SourceFn, TcpLayer};
 use crate::stack::StackEnv;
-use crate::tcp::{TcpSegment, Transmit};
+use crate::tcp::{Payload, TcpSegment, Transmit};
 use crate::wire::{checksum, ip_protocol, Ipv4Packet, WireError};
 
 /// Length of the IPv4 header the node writes (no options).
@@ -88,7 +88,8 @@ fn event_values(s: &LayerStats, out: &OutCounts) -> [u64; 14] {
 /// ([`LayerStats`]) as `conn_*`, `rst_sent`, `accept_table_full`, `time_wait_overflow`,
 /// `time_wait_reclaimed`, `timer_fired`, `tx_deferred`, `tx_no_mbuf` (a segment not sent for want of a buffer:
 /// the engine retransmits it) and `tx_by_reference` (segments whose payload left as references
-/// to the send buffer's chunks instead of a copy); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
+/// to the send buffer's chunks instead of a copy), `rx_gathered` (received chains whose
+/// payload lay in more than two pieces, copied into one buffer to be read); and the applications' own counters ([`TcpApp::counters`](crate::stack::tcp::TcpApp::counters)).
 pub struct TcpInput {
     env: Arc<StackEnv>,
     layer: TcpLayer,
@@ -107,6 +108,7 @@ pub struct TcpInput {
     bad_options: DropId,
     no_listener: DropId,
     table_full: DropId,
+    rx_gathered: DropId,
 }
 
 impl TcpInput {
@@ -129,6 +131,7 @@ impl TcpInput {
             bad_options: DropId::placeholder(),
             no_listener: DropId::placeholder(),
             table_full: DropId::placeholder(),
+            rx_gathered: DropId::placeholder(),
         }
     }
 
@@ -269,19 +272,32 @@ impl SegmentSink for Out<'_, '_> {
     }
 }
 
-/// For a two-segment chain whose first segment ends exactly where the TCP header (at `hl`,
-/// options included) ends: the header bytes and the payload segment's bytes, if they add up
-/// to `seg_len`. Anything else is `None` (the caller gathers the chain into one buffer).
-fn header_and_payload(m: &Mbuf, hl: usize, seg_len: usize) -> Option<(&[u8], &[u8])> {
-    if m.nb_segs() != 2 {
+/// For a chain whose first segment holds the whole TCP header (at `hl`, options included):
+/// the header bytes and the payload where it lies, when it lies in at most two pieces (the
+/// rest of the first segment and the segments after it, empty ones skipped) that add up to
+/// `seg_len`. A peer sending by reference produces such chains: a header mbuf followed by
+/// clones of one or two send-buffer chunks. Anything else is `None` (the caller gathers the
+/// chain into one buffer).
+fn header_and_payload(m: &Mbuf, hl: usize, seg_len: usize) -> Option<(&[u8], Payload<'_>)> {
+    let mut segs = m.segments();
+    let first = segs.next()?.get(hl..)?;
+    let doff = (*first.get(12)? >> 4) as usize * 4;
+    if doff < TCP_HDR || first.len() < doff {
         return None;
     }
-    let mut segs = m.segments();
-    let head = segs.next()?.get(hl..)?;
-    let payload = segs.next()?;
-    let doff = (*head.get(12)? >> 4) as usize * 4;
-    (doff >= TCP_HDR && head.len() == doff && doff + payload.len() == seg_len)
-        .then_some((head, payload))
+    let (head, rest) = first.split_at(doff);
+    let mut parts: [&[u8]; 2] = [&[], &[]];
+    let mut n = 0;
+    let mut len = doff;
+    for piece in std::iter::once(rest).chain(segs) {
+        if piece.is_empty() {
+            continue;
+        }
+        *parts.get_mut(n)? = piece;
+        n += 1;
+        len += piece.len();
+    }
+    (len == seg_len).then_some((head, Payload(parts)))
 }
 
 impl Node for TcpInput {
@@ -297,6 +313,7 @@ impl Node for TcpInput {
         self.bad_options = ctx.drop_reason("bad_options");
         self.no_listener = ctx.drop_reason("no_listener");
         self.table_full = ctx.drop_reason("table_full");
+        self.rx_gathered = ctx.drop_reason("rx_gathered");
         for (i, name) in EVENTS.iter().enumerate() {
             self.events[i] = ctx.drop_reason(name);
         }
@@ -323,6 +340,7 @@ impl Node for TcpInput {
             bad_options,
             no_listener,
             table_full,
+            rx_gathered,
             ..
         } = self;
         let n = pkts.len();
@@ -351,7 +369,7 @@ impl Node for TcpInput {
             // The segment as one slice, or (header, payload) when a two-mbuf chain holds the
             // header in the first and the payload in the second (what a peer sending payload
             // by reference produces): the payload is then read where it is.
-            let mut split: Option<&[u8]> = None;
+            let mut split: Option<Payload<'_>> = None;
             let bytes: &[u8] = if m.nb_segs() == 1 {
                 &d[hl..hl + seg_len]
             } else if let Some((h, p)) = header_and_payload(&m, hl, seg_len) {
@@ -362,6 +380,7 @@ impl Node for TcpInput {
                     ctx.drop(*truncated, m);
                     return;
                 }
+                ctx.count(*rx_gathered, 1);
                 &scratch[..seg_len]
             };
             // Good per the port, or a partial checksum of our own (never on a received packet:
@@ -370,10 +389,11 @@ impl Node for TcpInput {
                 && md.flags & PktMeta::F_REASSEMBLED == 0;
             if !hw_good {
                 let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, seg_len as u16);
-                // (A split header has an even length, so the payload's sum adds as is.)
+                // (A split header has an even length, so the first part's sum adds as is.)
                 let mut sum = checksum::combine(ph, checksum::sum(bytes));
-                if let Some(p) = split {
-                    sum = checksum::combine(sum, checksum::sum(p));
+                if let Some(Payload([a, b])) = split {
+                    sum = checksum::combine(sum, checksum::sum(a));
+                    sum = checksum::combine_at(sum, checksum::sum(b), a.len());
                 }
                 if !checksum::verify_sum(sum) {
                     crate::trace_pkt!(ctx, &m, "bad tcp checksum → drop");
@@ -383,8 +403,9 @@ impl Node for TcpInput {
             }
             let seg = match TcpSegment::parse(bytes) {
                 Ok(mut s) => {
-                    if let Some(p) = split {
-                        s.payload = p;
+                    if let Some(Payload([a, b])) = split {
+                        s.payload = a;
+                        s.payload_tail = b;
                     }
                     s
                 }
@@ -450,5 +471,122 @@ impl Node for TcpInput {
             self.layer.poll(now, &mut out);
         }
         self.export(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::{HugePolicy, Mempool, MempoolParams};
+    use crate::tcp::{Seq, TcpHeader, TcpOptions};
+    use crate::wire::TcpFlags;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+    /// An IPv4 header followed by a TCP segment (with a timestamps option, 32-byte header)
+    /// carrying `payload`, checksum filled in.
+    fn packet(payload: &[u8]) -> Vec<u8> {
+        let seg = TcpSegment {
+            header: TcpHeader {
+                src_port: 4000,
+                dst_port: 80,
+                seq: Seq(7),
+                ack: Seq(9),
+                flags: TcpFlags::ACK,
+                window: 1000,
+                options: TcpOptions {
+                    timestamps: Some(crate::tcp::Timestamps { tsval: 1, tsecr: 2 }),
+                    ..Default::default()
+                },
+            },
+            payload,
+            payload_tail: &[],
+        };
+        let mut v = vec![0u8; IP_HDR + seg.buffer_len()];
+        v[0] = 0x45;
+        let n = seg.emit(&mut v[IP_HDR..], SRC, DST);
+        assert_eq!(n, seg.buffer_len());
+        v
+    }
+
+    /// `bytes` as a chain cut at `cuts` (offsets into `bytes`).
+    fn chain(pool: &Mempool, bytes: &[u8], cuts: &[usize]) -> Mbuf {
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(bytes.len());
+        let mut head: Option<Mbuf> = None;
+        for w in bounds.windows(2) {
+            let mut m = pool.alloc().unwrap();
+            m.append(w[1] - w[0])
+                .unwrap()
+                .copy_from_slice(&bytes[w[0]..w[1]]);
+            match head.as_mut() {
+                None => head = Some(m),
+                Some(h) => h.chain(m).map_err(|_| "chain").unwrap(),
+            }
+        }
+        head.unwrap()
+    }
+
+    fn verifies(h: &[u8], p: Payload<'_>) -> bool {
+        let len = (h.len() + p.len()) as u16;
+        let ph = checksum::pseudo_header_v4(SRC, DST, ip_protocol::TCP, len);
+        let [a, b] = p.0;
+        let mut sum = checksum::combine(ph, checksum::sum(h));
+        sum = checksum::combine(sum, checksum::sum(a));
+        sum = checksum::combine_at(sum, checksum::sum(b), a.len());
+        checksum::verify_sum(sum)
+    }
+
+    #[test]
+    fn chained_payload_in_up_to_two_pieces_is_read_where_it_lies() {
+        let mut p = MempoolParams::new("tcp-node-test", 64);
+        p.huge = HugePolicy::Off;
+        p.cache_size = 0;
+        p.data_room = 4096;
+        let pool = Mempool::new(&p).unwrap();
+        let payload: Vec<u8> = (0..3001u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let pkt = packet(&payload);
+        let (hl, th) = (IP_HDR, 32);
+        let seg_len = pkt.len() - hl;
+        let body = hl + th;
+        // (cuts, pieces expected): header alone then one or two payload mbufs (odd lengths,
+        // so the second piece's sum is byte-swapped), payload starting in the header's mbuf,
+        // empty mbufs in between.
+        let cases: [(&[usize], Option<[usize; 2]>); 7] = [
+            (&[body], Some([3001, 0])),
+            (&[body, body + 1001], Some([1001, 2000])),
+            (&[body + 5], Some([5, 2996])),
+            (&[body, body, body + 1501, body + 1501], Some([1501, 1500])),
+            (&[body + 5, body + 10], None), // three pieces: gathered by the caller
+            (&[body - 4], None),            // header split across mbufs
+            (&[body, body + 1, body + 2], None),
+        ];
+        for (cuts, want) in cases {
+            let m = chain(&pool, &pkt, cuts);
+            let got = header_and_payload(&m, hl, seg_len);
+            match (got, want) {
+                (None, None) => {}
+                (Some((h, parts)), Some(w)) => {
+                    assert_eq!(h, &pkt[hl..body], "{cuts:?}");
+                    assert_eq!([parts.0[0].len(), parts.0[1].len()], w, "{cuts:?}");
+                    assert_eq!([parts.0[0], parts.0[1]].concat(), payload, "{cuts:?}");
+                    assert!(verifies(h, parts), "{cuts:?}: checksum over the pieces");
+                    let seg = TcpSegment::parse(h).unwrap();
+                    assert_eq!(seg.payload_len(), 0);
+                }
+                (g, w) => panic!("{cuts:?}: got {:?}, want {w:?}", g.map(|(_, p)| p.len())),
+            }
+        }
+        // A wrong total (bytes missing) is not taken in place either.
+        let m = chain(&pool, &pkt, &[body]);
+        assert!(header_and_payload(&m, hl, seg_len + 1).is_none());
+        // Corrupting one byte of the second piece fails the checksum.
+        let mut bad = pkt.clone();
+        bad[body + 2000] ^= 0x01;
+        let m = chain(&pool, &bad, &[body, body + 1001]);
+        let (h, parts) = header_and_payload(&m, hl, seg_len).unwrap();
+        assert!(!verifies(h, parts));
     }
 }

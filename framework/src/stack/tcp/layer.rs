@@ -12,8 +12,8 @@ use super::table::{FlowIndex, FlowKey};
 use super::wheel::TimerWheel;
 use crate::mem::Mbuf;
 use crate::tcp::{
-    reset_for, Connection, Event, IsnGenerator, Listener, Spare, State, TcpConfig, TcpSegment,
-    Transmit,
+    reset_for, Connection, Event, IsnGenerator, Listener, Payload, Spare, State, TcpConfig,
+    TcpSegment, Transmit,
 };
 use crate::wire::TcpFlags;
 
@@ -201,8 +201,15 @@ pub struct TcpSocket<'a> {
 
 /// Received bytes the application reads where they arrived, and how many it has read.
 struct Loan<'a> {
-    data: &'a [u8],
+    data: Payload<'a>,
     read: usize,
+}
+
+impl<'a> Loan<'a> {
+    /// The bytes not read yet.
+    fn unread(&self) -> Payload<'a> {
+        self.data.range(self.read, usize::MAX)
+    }
 }
 
 impl TcpSocket<'_> {
@@ -246,7 +253,7 @@ impl TcpSocket<'_> {
         match &mut self.loan {
             Some(l) => {
                 let n = buf.len().min(l.data.len() - l.read);
-                buf[..n].copy_from_slice(&l.data[l.read..l.read + n]);
+                l.unread().range(0, n).copy_to(&mut buf[..n]);
                 l.read += n;
                 n
             }
@@ -258,7 +265,7 @@ impl TcpSocket<'_> {
     /// itself (the rest of it moves to the ring only if not consumed during this `on_data`).
     pub fn peek(&self) -> [&[u8]; 2] {
         match &self.loan {
-            Some(l) => [&l.data[l.read..], &[]],
+            Some(l) => l.unread().0,
             None => self.conn.recv_peek(),
         }
     }
@@ -315,7 +322,7 @@ impl TcpSocket<'_> {
     /// go to the ring from now on.
     fn settle_loan(&mut self) {
         if let Some(l) = self.loan.take() {
-            self.conn.settle_loan(l.read, &l.data[l.read..]);
+            self.conn.settle_loan(l.read, l.unread());
         }
     }
 }
@@ -559,7 +566,8 @@ impl TcpLayer {
                 let meta = &mut c.metas[slot as usize];
                 if meta.attached {
                     if let Some(r) = conn.on_segment_lending(seg, now) {
-                        read_in_place(&mut self.apps, conn, meta, slot, &seg.payload[r], now);
+                        let data = seg.payload_parts().range(r.start, r.end);
+                        read_in_place(&mut self.apps, conn, meta, slot, data, now);
                     }
                 } else {
                     conn.on_segment(seg, now);
@@ -960,7 +968,7 @@ fn read_in_place(
     conn: &mut Connection,
     meta: &mut SlotMeta,
     slot: u32,
-    data: &[u8],
+    data: Payload<'_>,
     now: u64,
 ) {
     // (A close or abort inside `on_data` settles the loan first.)

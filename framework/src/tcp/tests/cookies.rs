@@ -19,6 +19,7 @@ fn syn(src_port: u16, seq: Seq, opts: TcpOptions) -> TcpSegment<'static> {
             options: opts,
         },
         payload: &[],
+        payload_tail: &[],
     }
 }
 
@@ -165,6 +166,7 @@ fn ack_for(port: u16, seq: Seq, synack: &TcpHeader, payload: &'static [u8]) -> T
             },
         },
         payload,
+        payload_tail: &[],
     }
 }
 
@@ -359,6 +361,7 @@ fn random_segments_to_a_cookie_listener_keep_it_bounded() {
                 options: opts,
             },
             payload: if i % 7 == 0 { b"data" } else { &[] },
+            payload_tail: &[],
         };
         l.on_segment(src, ADDR_B, &seg, now);
         assert!(l.pending_len() <= 4);

@@ -135,6 +135,7 @@ fn options_need_both_sides() {
     let seg = TcpSegment {
         header: h,
         payload: &[],
+        payload_tail: &[],
     };
     let mut b =
         Connection::accept_syn(&TcpConfig::default(), &isn(), addr_b(), addr_a(), &seg, 0).unwrap();

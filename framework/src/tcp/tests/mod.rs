@@ -71,6 +71,7 @@ impl Peer {
                 },
             },
             payload,
+            payload_tail: &[],
         }
     }
 
@@ -104,6 +105,7 @@ pub(super) fn established(cfg: &TcpConfig, mut peer_opts: TcpOptions) -> (Connec
             options: peer_opts,
         },
         payload: &[],
+        payload_tail: &[],
     };
     a.on_segment(&synack, MS);
     assert_eq!(a.state(), State::Established);
