@@ -104,6 +104,14 @@ fn echo(offload: bool) -> Seen {
     let st = Flows::new([random_bytes(n, 0x0ff1_0ad5)]);
     let ((sp, mut sh), (cp, mut ch)) = wired_ports_offload(1, 1, offload);
     assert_eq!(sp.info().tx_l4_checksum_offload, offload);
+    let mut p = Stacks::on(
+        sp,
+        cp,
+        Server::new(ECHO),
+        tcp_apps(vec![EchoClient::all(&st, "198.18.0.1:7")]),
+    );
+    // (Made after the stacks, so dropped before them: the frames in its queues go back to
+    // the stacks' pools before those are released.)
     let mut tap = Tap {
         to_server: sh.take_tx_queue(0).unwrap(),
         from_server: sh.take_rx_queue(0).unwrap(),
@@ -111,12 +119,6 @@ fn echo(offload: bool) -> Seen {
         from_client: ch.take_rx_queue(0).unwrap(),
         seen: Seen::default(),
     };
-    let mut p = Stacks::on(
-        sp,
-        cp,
-        Server::new(ECHO),
-        tcp_apps(vec![EchoClient::all(&st, "198.18.0.1:7")]),
-    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline && !st.lock().unwrap().flows[0].finished() {
         p.server.run_turns(1);

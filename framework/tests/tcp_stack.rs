@@ -361,8 +361,10 @@ fn malformed_segments_are_dropped_and_counted_by_reason() {
 
 /// A tcp-echo stack and a client stack, joined by a ring pair or by a lossy [`Wire`].
 struct Pair {
-    stacks: Stacks,
+    /// (Declared first so it is dropped first: the frames it holds go back to the stacks'
+    /// pools before those are released.)
     wire: Option<Wire>,
+    stacks: Stacks,
 }
 
 fn pair(client_app: Box<dyn TcpApp>, echo_app: &str) -> Pair {

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use super::fib::{Fib, Interface};
 use super::neigh::NeighTable;
-use crate::mem::Mempool;
+use crate::mem::{HugePolicy, Mempool, MempoolParams};
+
+/// Mbufs in [`StackEnv::headers`].
+const HEADER_MBUFS: u32 = 4096;
 
 /// Timers and limits of the stack (from `[stack]` in the config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,18 +66,28 @@ pub struct StackEnv {
     pub params: StackParams,
     /// Per port id: gratuitous ARP already announced (only one lcore does it).
     pub garp_sent: Vec<AtomicBool>,
+    /// Small mbufs (128 data bytes) for the headers of TCP segments whose payload leaves by
+    /// reference, and for the indirect mbufs that refer to that payload: a few hot cache lines
+    /// of a small pool instead of a cold, page-sized-or-larger buffer of a jumbo port pool per
+    /// segment. `None` if it could not be made; the port pools serve then, as they do when it
+    /// runs empty.
+    pub headers: Option<Mempool>,
 }
 
 impl StackEnv {
     /// Assembles the environment. `pools[i]` is the pool of port `i`.
     pub fn new(fib: Fib, neigh: NeighTable, pools: Vec<Mempool>, params: StackParams) -> Arc<Self> {
         let n = pools.len();
+        let mut h = MempoolParams::new("stack-headers", HEADER_MBUFS);
+        h.data_room = 128;
+        h.huge = HugePolicy::Off;
         Arc::new(StackEnv {
             fib: Arc::new(fib),
             neigh: Arc::new(neigh),
             pools,
             params,
             garp_sent: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            headers: Mempool::new(&h).ok(),
         })
     }
 

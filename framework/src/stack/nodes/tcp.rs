@@ -194,14 +194,15 @@ impl SegmentSink for Out<'_, '_> {
 
     fn send(&mut self, t: &Transmit<'_>, port_hint: u16) {
         let pool = self.env.pool(port_hint);
-        let Some(mut m) = pool.alloc() else {
+        let len = IP_HDR + t.buffer_len();
+        // A large payload (jumbo MSS) that lies in send-buffer chunks goes by reference: the
+        // first mbuf gets the headers only, from the small header pool when it has one.
+        let by_ref = t.payload_len() >= BY_REFERENCE_MIN && t.payload_mbufs.0[0].is_some();
+        let small = by_ref.then_some(self.env.headers.as_ref()).flatten();
+        let Some(mut m) = small.and_then(|h| h.alloc()).or_else(|| pool.alloc()) else {
             self.counts.no_mbuf += 1;
             return;
         };
-        let len = IP_HDR + t.buffer_len();
-        // A large payload (jumbo MSS) that lies in send-buffer chunks goes by reference: the
-        // first mbuf gets the headers only.
-        let by_ref = t.payload_len() >= BY_REFERENCE_MIN && t.payload_mbufs.0[0].is_some();
         let first = if by_ref {
             IP_HDR + t.header.header_len()
         } else {
@@ -251,7 +252,10 @@ impl SegmentSink for Out<'_, '_> {
                 let Some((chunk, off)) = *p else {
                     continue;
                 };
-                let Some(r) = chunk.clone_range(pool, off, bytes.len()) else {
+                let r = small
+                    .and_then(|h| chunk.clone_range(h, off, bytes.len()))
+                    .or_else(|| chunk.clone_range(pool, off, bytes.len()));
+                let Some(r) = r else {
                     self.counts.no_mbuf += 1;
                     return;
                 };
