@@ -284,6 +284,11 @@ pub enum DriverConfig {
         peer: String,
         /// Slots per ring (power of two).
         depth: u32,
+        /// This side takes TCP/UDP packets with partial checksums (transmit checksum offload,
+        /// [`PortInfo::tx_l4_checksum_offload`](crate::port::PortInfo::tx_l4_checksum_offload))
+        /// and hands them to the peer flagged good, like Linux veth passing
+        /// `CHECKSUM_PARTIAL`: the stack then sums no TCP/UDP payload on this link.
+        checksum_offload: bool,
     },
     /// `driver = "pcap"`: rx reads frames from a file, tx appends them to a file.
     Pcap {

@@ -438,7 +438,7 @@ fn read_pool(d: &mut Diag, mut t: Table<'_, '_>) -> RawPool {
 /// Driver-specific keys of each driver (a key may belong to several drivers).
 const DRIVER_KEYS: &[(&str, &[&str])] = &[
     ("null", &["size", "template"]),
-    ("ring", &["peer", "depth"]),
+    ("ring", &["peer", "depth", "checksum_offload"]),
     ("pcap", &["rx", "tx", "loop"]),
     (
         "af_packet",
@@ -468,6 +468,7 @@ pub(super) enum RawDriver {
     Ring {
         peer: Option<At<String>>,
         depth: Option<At<u32>>,
+        checksum_offload: Option<bool>,
     },
     Pcap {
         rx: Option<Option<PathBuf>>,
@@ -807,7 +808,15 @@ fn read_ring(d: &mut Diag, t: &mut Table<'_, '_>) -> RawDriver {
     const DEPTH_HINT: &str = "a power of two from 64 to 65536, like depth = 1024";
     let depth = t.int(d, "depth", 64u32, 65536, DEPTH_HINT);
     let depth = power_of_two(d, depth, "depth").or(t.dflt("depth", 1024));
-    RawDriver::Ring { peer, depth }
+    let checksum_offload = t
+        .boolean(d, "checksum_offload")
+        .or(t.dflt("checksum_offload", false))
+        .map(|a| a.v);
+    RawDriver::Ring {
+        peer,
+        depth,
+        checksum_offload,
+    }
 }
 
 /// Makes an integer that is not a power of two bad (`key` names it in the message); the range

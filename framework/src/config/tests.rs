@@ -892,9 +892,23 @@ rx = ["a", "b", "c", "n", "d", "e"]
         c.ports[0].driver,
         DriverConfig::Ring {
             peer: "lo".into(),
-            depth: 1024
+            depth: 1024,
+            checksum_offload: false,
         }
     );
+    // Transmit checksum offload is a ring side's choice, off by default; only a boolean.
+    let c = ok(&looped.replace("peer = \"lo\"", "peer = \"lo\"\nchecksum_offload = true"));
+    assert!(matches!(
+        c.ports[0].driver,
+        DriverConfig::Ring {
+            checksum_offload: true,
+            ..
+        }
+    ));
+    let e = errs(&looped.replace("peer = \"lo\"", "peer = \"lo\"\nchecksum_offload = \"yes\""));
+    assert_eq!(e.len(), 1, "{}", ConfigErrors(e.clone()));
+    let bad = at(&e, "ports[0].checksum_offload");
+    assert!(bad.hint.contains("true"), "{bad:?}");
     let e = errs(&looped.replace("peer = \"lo\"", "peer = \"lo\"\ntx_queues = 2"));
     assert_eq!(e.len(), 1, "{}", ConfigErrors(e.clone()));
     assert!(at(&e, "ports[0].tx_queues")

@@ -1286,9 +1286,14 @@ impl Cross {
                         size: size.as_ref()?.v,
                         template: template.clone()?,
                     },
-                    RawDriver::Ring { peer, depth } => DriverConfig::Ring {
+                    RawDriver::Ring {
+                        peer,
+                        depth,
+                        checksum_offload,
+                    } => DriverConfig::Ring {
                         peer: peer.as_ref()?.v.clone(),
                         depth: depth.as_ref()?.v,
+                        checksum_offload: (*checksum_offload)?,
                     },
                     RawDriver::Pcap { rx, tx, repeat } => DriverConfig::Pcap {
                         rx: rx.clone()?,

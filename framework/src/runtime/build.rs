@@ -101,7 +101,7 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                     mtu: p.mtu,
                 })?));
             }
-            DriverConfig::Ring { peer, depth } => {
+            DriverConfig::Ring { peer, depth, .. } => {
                 let side = |pc: &config::PortConfig, id: u16| RingSide {
                     name: pc.name.clone(),
                     id,
@@ -109,7 +109,13 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
                     tx_queues: pc.tx_queues,
                     mac: MacAddr(pc.mac.unwrap_or_default()),
                     mtu: pc.mtu,
-                    tx_l4_checksum_offload: false,
+                    tx_l4_checksum_offload: matches!(
+                        pc.driver,
+                        DriverConfig::Ring {
+                            checksum_offload: true,
+                            ..
+                        }
+                    ),
                 };
                 if *peer == p.name {
                     ports[i] = Some(Box::new(RingPort::loopback(side(p, id), *depth as usize)?));
@@ -251,4 +257,46 @@ pub(super) fn build(cfg: &Config) -> Result<Runtime, RuntimeError> {
         trace: Some(shared.trace().clone()),
         pktgen: shared.pktgen().cloned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Runtime;
+
+    #[test]
+    fn a_ring_side_offers_checksum_offload_only_when_configured() {
+        let text = r#"
+[memory]
+huge_pages = "off"
+[[memory.pools]]
+name = "default"
+mbufs = 512
+[[ports]]
+name = "r0"
+driver = "ring"
+peer = "r1"
+checksum_offload = true
+[[ports]]
+name = "r1"
+driver = "ring"
+peer = "r0"
+[[lcores]]
+id = 1
+rx = ["r0:0", "r1:0"]
+[app]
+name = "l2fwd"
+mode = "io"
+pairs = [["r0", "r1"]]
+[metrics]
+enabled = false
+"#;
+        let cfg = crate::config::parse(text).unwrap();
+        let rt = Runtime::from_config(&cfg).unwrap();
+        let offload: Vec<_> = rt
+            .ports
+            .iter()
+            .map(|p| (p.info().name.clone(), p.info().tx_l4_checksum_offload))
+            .collect();
+        assert_eq!(offload, [("r0".into(), true), ("r1".into(), false)]);
+    }
 }
