@@ -56,6 +56,8 @@ pub struct NeighTable {
     mask: usize,
     /// How long a confirmation stays fresh.
     timeout_ns: u64,
+    /// Entries that went from unresolved to resolved, ever (see [`NeighTable::resolutions`]).
+    resolutions: AtomicU64,
 }
 
 fn key(port: u16, ip: Ipv4Addr) -> u64 {
@@ -79,6 +81,7 @@ impl NeighTable {
             slots: (0..cap).map(|_| Slot::default()).collect(),
             mask: cap - 1,
             timeout_ns,
+            resolutions: AtomicU64::new(0),
         }
     }
 
@@ -163,8 +166,18 @@ impl NeighTable {
         }
         s.confirmed_ns.store(now_ns, Ordering::Relaxed);
         s.probes.store(0, Ordering::Relaxed);
-        s.mac.store(VALID | mac_bits(mac), Ordering::Release);
+        let old = s.mac.swap(VALID | mac_bits(mac), Ordering::AcqRel);
+        if old & VALID == 0 {
+            self.resolutions.fetch_add(1, Ordering::Release);
+        }
         Some(id)
+    }
+
+    /// How many entries have gone from unresolved to resolved so far: a node holding packets
+    /// for unresolved neighbours looks again when this changes (the reply may have arrived on
+    /// another lcore).
+    pub fn resolutions(&self) -> u64 {
+        self.resolutions.load(Ordering::Acquire)
     }
 
     /// Updates an existing entry only (a frame from a known neighbour refreshes it; one from an

@@ -42,9 +42,13 @@ struct Held {
 pub struct Arp {
     env: Arc<StackEnv>,
     held: Vec<Held>,
+    /// Spare vector for [`Arp::sweep_held`] (as much room as `held`).
+    sweep: Vec<Held>,
     hold_count: Vec<u8>,
     hold_limit: usize,
     last_maintenance: u64,
+    /// [`NeighTable::resolutions`] when the held packets were last looked at.
+    seen_resolutions: u64,
     scan_pos: usize,
     wire: [DropId; WireError::ALL.len()],
     not_for_us: DropId,
@@ -66,9 +70,11 @@ impl Arp {
         Arp {
             env: env.clone(),
             held: Vec::with_capacity((slots * hold).min(4096)),
+            sweep: Vec::with_capacity((slots * hold).min(4096)),
             hold_count: vec![0; slots],
             hold_limit: (slots * hold).min(4096),
             last_maintenance: 0,
+            seen_resolutions: 0,
             scan_pos: 0,
             wire: [DropId::placeholder(); WireError::ALL.len()],
             not_for_us: DropId::placeholder(),
@@ -255,6 +261,54 @@ impl Arp {
         }
     }
 
+    /// Held packets: releases those whose neighbour is resolved; with `retry`, also asks
+    /// again for the unresolved and gives up on the silent (ICMP host unreachable). Goes in
+    /// arrival order, so one neighbour's packets leave in the order they came.
+    fn sweep_held(&mut self, ctx: &mut NodeCtx<'_>, now: u64, retry: bool) {
+        let env = self.env.clone();
+        let params = env.params;
+        // The held packets move to `work`; those that stay go back into `held` (both vectors
+        // have room for the hold limit: no allocation).
+        let mut work = std::mem::take(&mut self.sweep);
+        std::mem::swap(&mut self.held, &mut work);
+        for mut h in work.drain(..) {
+            let id = h.id;
+            match env.neigh.state(id, now) {
+                NeighState::Reachable(_) | NeighState::Stale(_) => {
+                    meta_mut(&mut h.m).flags &= !PktMeta::F_NEEDS_ARP;
+                    crate::trace_pkt!(ctx, &h.m, "neighbour resolved → {}", names::IPV4_REWRITE);
+                    ctx.enqueue(TO_REWRITE, h.m);
+                }
+                NeighState::Incomplete if retry && env.neigh.probes(id) > params.arp_retries => {
+                    ctx.count(self.unreachable, 1);
+                    if meta(&h.m).flags & PktMeta::F_LOCAL_ORIGIN == 0 {
+                        set_icmp_error(
+                            &mut h.m,
+                            icmpv4_type::DST_UNREACHABLE,
+                            icmpv4_code::HOST_UNREACHABLE,
+                            0,
+                        );
+                        ctx.enqueue(TO_ICMP_ERROR, h.m);
+                    } else {
+                        drop(h.m);
+                    }
+                }
+                NeighState::Incomplete => {
+                    if retry && env.neigh.claim_request(id, now, params.arp_retry_ns) {
+                        if let Some((port, ip)) = env.neigh.key_of(id) {
+                            self.request(ctx, port, ip);
+                        }
+                    }
+                    self.held.push(h);
+                    continue;
+                }
+            }
+            let c = &mut self.hold_count[id.0 as usize];
+            *c = c.saturating_sub(1);
+        }
+        self.sweep = work;
+    }
+
     fn maintenance(&mut self, ctx: &mut NodeCtx<'_>) {
         let now = ctx.now_ns();
         let env = self.env.clone();
@@ -283,52 +337,8 @@ impl Arp {
                 }
             }
         }
-        // Held packets: release the resolved, retry the unresolved, give up on the silent.
+        self.sweep_held(ctx, now, true);
         let params = env.params;
-        let mut i = 0;
-        while i < self.held.len() {
-            let id = self.held[i].id;
-            let state = env.neigh.state(id, now);
-            let gone = match state {
-                NeighState::Reachable(_) | NeighState::Stale(_) => {
-                    let mut h = self.held.swap_remove(i);
-                    meta_mut(&mut h.m).flags &= !PktMeta::F_NEEDS_ARP;
-                    crate::trace_pkt!(ctx, &h.m, "neighbour resolved → {}", names::IPV4_REWRITE);
-                    ctx.enqueue(TO_REWRITE, h.m);
-                    true
-                }
-                NeighState::Incomplete if env.neigh.probes(id) > params.arp_retries => {
-                    let mut h = self.held.swap_remove(i);
-                    ctx.count(self.unreachable, 1);
-                    if meta(&h.m).flags & PktMeta::F_LOCAL_ORIGIN == 0 {
-                        set_icmp_error(
-                            &mut h.m,
-                            icmpv4_type::DST_UNREACHABLE,
-                            icmpv4_code::HOST_UNREACHABLE,
-                            0,
-                        );
-                        ctx.enqueue(TO_ICMP_ERROR, h.m);
-                    } else {
-                        drop(h.m);
-                    }
-                    true
-                }
-                NeighState::Incomplete => {
-                    if env.neigh.claim_request(id, now, params.arp_retry_ns) {
-                        if let Some((port, ip)) = env.neigh.key_of(id) {
-                            self.request(ctx, port, ip);
-                        }
-                    }
-                    false
-                }
-            };
-            if gone {
-                let c = &mut self.hold_count[id.0 as usize];
-                *c = c.saturating_sub(1);
-            } else {
-                i += 1;
-            }
-        }
         // Stale entries still in use get a refresh request; ones that stopped answering are
         // forgotten.
         let mut refresh: [(u16, Ipv4Addr); 16] = [(0, Ipv4Addr::UNSPECIFIED); 16];
@@ -376,17 +386,28 @@ impl Node for Arp {
     }
 
     fn process(&mut self, pkts: &mut Burst, ctx: &mut NodeCtx<'_>) {
-        while let Some(m) = pkts.pop() {
+        // In order: packets held for one neighbour leave in the order they came.
+        let n = pkts.len();
+        pkts.drain_front(n, |m| {
             if meta(&m).flags & PktMeta::F_NEEDS_ARP != 0 {
                 self.hold(m, ctx);
             } else {
                 self.input(m, ctx);
             }
-        }
+        });
     }
 
     fn poll(&mut self, ctx: &mut NodeCtx<'_>) {
         let now = ctx.now_ns();
+        // A neighbour got resolved (a reply here or on another lcore): its packets leave now,
+        // not at the next maintenance run (Linux sends a neighbour's queue on the update too).
+        let resolutions = self.env.neigh.resolutions();
+        if resolutions != self.seen_resolutions {
+            self.seen_resolutions = resolutions;
+            if !self.held.is_empty() {
+                self.sweep_held(ctx, now, false);
+            }
+        }
         if now.saturating_sub(self.last_maintenance) < MAINTENANCE_NS && self.last_maintenance != 0
         {
             return;
