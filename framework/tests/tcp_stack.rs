@@ -603,12 +603,11 @@ fn ferroplane_client_and_tcp_echo_round_trip_a_megabyte() {
     );
 }
 
-#[test]
-fn jumbo_segments_leave_by_reference_and_are_read_in_place_intact() {
-    // MTU 9000: the echo's MSS follows the interface (8960), the client asks for the same.
-    let n = 8 << 20;
-    let st = Flows::new([random_bytes(n, 0x7e57_ab1e_0dd5_eed5)]);
-    let mut tcp = tcp_apps(vec![EchoClient::all(&st, "198.18.0.1:7")]);
+/// Runs `client` against tcp-echo over ring ports with a 9000-byte MTU (both sides' MSS 8960)
+/// until flow 0 of `st` is echoed back whole (30 s at most), checks the bytes, and returns the
+/// stacks for their counters.
+fn jumbo_echo(st: &Arc<Mutex<Flows>>, client: Box<dyn TcpApp>) -> Stacks {
+    let mut tcp = tcp_apps(vec![client]);
     tcp.cfg.mss = 8960;
     let (sp, cp) = jumbo_ports(9000);
     let server = Server {
@@ -622,8 +621,18 @@ fn jumbo_segments_leave_by_reference_and_are_read_in_place_intact() {
     }
     let st = st.lock().unwrap();
     let f = &st.flows[0];
+    let n = f.to_send.len();
     assert_eq!(f.received.len(), n, "received {} of {n}", f.received.len());
     assert!(f.received == f.to_send, "echoed bytes differ");
+    p
+}
+
+#[test]
+fn jumbo_segments_leave_by_reference_and_are_read_in_place_intact() {
+    // MTU 9000: the echo's MSS follows the interface (8960), the client asks for the same.
+    let n = 8 << 20;
+    let st = Flows::new([random_bytes(n, 0x7e57_ab1e_0dd5_eed5)]);
+    let p = jumbo_echo(&st, EchoClient::all(&st, "198.18.0.1:7"));
     // Both directions went as header + payload-reference chains (8948-byte payloads with
     // timestamps), and every one verified on arrival.
     for g in [&p.server_graph, &p.client_graph] {
@@ -679,29 +688,10 @@ fn handed_over_mbufs_at_jumbo_mtu_leave_as_two_references_and_are_read_where_the
     // 700 + 1900 bytes is enough to go by reference, so it leaves as a header mbuf chained
     // to two clones. The receiver must verify and read such chains where they lie (two
     // pieces), not gather them into one buffer.
-    let n = 2 << 20;
-    let st = Flows::new([random_bytes(n, 0x3c4a_14ed_0b1e_c7ed)]);
+    let st = Flows::new([random_bytes(2 << 20, 0x3c4a_14ed_0b1e_c7ed)]);
     let app_pool = pool_room("app", 8192, 2048);
-    let mut tcp = tcp_apps(vec![EchoClient::all_handing_over(
-        &st,
-        "198.18.0.1:7",
-        app_pool.clone(),
-    )]);
-    tcp.cfg.mss = 8960;
-    let (sp, cp) = jumbo_ports(9000);
-    let server = Server {
-        data_room: 9216,
-        ..Server::new(ECHO)
-    };
-    let mut p = Stacks::on(sp, cp, server, tcp);
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(30) && !st.lock().unwrap().flows[0].finished() {
-        p.turn();
-    }
-    let st = st.lock().unwrap();
-    let f = &st.flows[0];
-    assert_eq!(f.received.len(), n, "received {} of {n}", f.received.len());
-    assert!(f.received == f.to_send, "echoed bytes differ");
+    let client = EchoClient::all_handing_over(&st, "198.18.0.1:7", app_pool.clone());
+    let p = jumbo_echo(&st, client);
     let by_ref = count(&p.client_graph, "tcp-input", "tx_by_reference");
     assert!(by_ref > 100, "{by_ref} segments by reference");
     for g in [&p.server_graph, &p.client_graph] {
