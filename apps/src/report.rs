@@ -101,7 +101,7 @@ pub fn final_report(s: &Snapshot, elapsed: Duration, why: &str) -> String {
         let _ = writeln!(
             out,
             "lcore {}{}: rx {} pkts ({:.2} Mpps), tx {} pkts ({:.2} Mpps), {} cycles/pkt, idle \
-             sleeps {}, drops: {}",
+             sleeps {} ({} woken by a packet), drops: {}",
             l.id,
             l.cpu.map(|c| format!(" (cpu {c})")).unwrap_or_default(),
             l.rx_packets,
@@ -110,6 +110,7 @@ pub fn final_report(s: &Snapshot, elapsed: Duration, why: &str) -> String {
             mpps(l.tx_packets, secs),
             cpp,
             l.idle_sleeps,
+            l.idle_wakeups,
             if drops.is_empty() {
                 "none".into()
             } else {
@@ -159,7 +160,7 @@ pub fn json(s: &Snapshot, elapsed: Duration) -> String {
                 "rx_mpps": mpps(l.rx_packets, secs), "tx_mpps": mpps(l.tx_packets, secs),
                 "cycles_per_packet": if l.rx_packets > 0 {
                     l.busy_cycles as f64 / l.rx_packets as f64 } else { 0.0 },
-                "idle_sleeps": l.idle_sleeps, "drops": drops,
+                "idle_sleeps": l.idle_sleeps, "idle_wakeups": l.idle_wakeups, "drops": drops,
             })
         })
         .collect();

@@ -21,6 +21,8 @@ pub struct LcoreStats {
     pub tx_packets: u64,
     /// Times the idle policy slept.
     pub idle_sleeps: u64,
+    /// Of those, sleeps a packet ended early (queues with a wake descriptor).
+    pub idle_wakeups: u64,
     /// TSC cycles spent in turns that received packets.
     pub busy_cycles: u64,
     /// TSC cycles since the loop started.

@@ -98,6 +98,8 @@ families! {
         "Packets the lcore handed to transmit queues and that were accepted.";
     lcore_idle_sleeps: Counter "ferroplane_lcore_idle_sleeps_total" ["lcore"]
         "Times the idle policy of the lcore slept.";
+    lcore_idle_wakeups: Counter "ferroplane_lcore_idle_wakeups_total" ["lcore"]
+        "Idle sleeps of the lcore that a packet ended early (queues that can wake it).";
     lcore_busy_seconds: Counter "ferroplane_lcore_busy_seconds_total" ["lcore"]
         "Time the lcore spent in turns that received packets (TSC cycles / TSC frequency).";
     lcore_seconds: Counter "ferroplane_lcore_seconds_total" ["lcore"]
@@ -249,6 +251,7 @@ pub fn metric_families(s: &Snapshot) -> Vec<MetricFamily> {
         f.lcore_rx_packets.push(&lcore, l.rx_packets as f64);
         f.lcore_tx_packets.push(&lcore, l.tx_packets as f64);
         f.lcore_idle_sleeps.push(&lcore, l.idle_sleeps as f64);
+        f.lcore_idle_wakeups.push(&lcore, l.idle_wakeups as f64);
         // Without a known TSC frequency there is no time to report (the push skips NaN/inf).
         if s.tsc_hz > 0 {
             f.lcore_busy_seconds.push(&lcore, l.busy_cycles as f64 / hz);

@@ -17,7 +17,7 @@
 //! | `ferroplane_port_tx_packets_total`, `_tx_bytes_total`, `_tx_errors_total` | counter | `port`, `queue` |
 //! | `ferroplane_port_info` (= 1) | gauge | `port`, `driver`, `mac` |
 //! | `ferroplane_port_mtu_bytes` | gauge | `port` |
-//! | `ferroplane_lcore_turns_total`, `_busy_turns_total`, `_rx_packets_total`, `_tx_packets_total`, `_idle_sleeps_total` | counter | `lcore` |
+//! | `ferroplane_lcore_turns_total`, `_busy_turns_total`, `_rx_packets_total`, `_tx_packets_total`, `_idle_sleeps_total`, `_idle_wakeups_total` | counter | `lcore` |
 //! | `ferroplane_lcore_busy_seconds_total`, `ferroplane_lcore_seconds_total` (cycles / TSC Hz) | counter | `lcore` |
 //! | `ferroplane_lcore_dropped_packets_total` | counter | `lcore`, `reason` |
 //! | `ferroplane_mempool_mbufs` (capacity), `_available_mbufs`, `_in_use_mbufs` | gauge | `pool` |

@@ -113,6 +113,7 @@ fn fixture() -> Snapshot {
                 rx_packets: 77,
                 tx_packets: 33,
                 idle_sleeps: 9,
+                idle_wakeups: 2,
                 busy_cycles: 1_000_000_000,
                 total_cycles: 4_000_000_000,
                 drops: vec![("tx_full", 7), ("no_tx_queue", 0), ("runt", 2)],
@@ -132,6 +133,7 @@ fn fixture() -> Snapshot {
                 rx_packets: 0,
                 tx_packets: 0,
                 idle_sleeps: 400,
+                idle_wakeups: 0,
                 busy_cycles: 0,
                 total_cycles: 3_000_000_000,
                 drops: vec![("tx_full", 0), ("no_route", 3)],
@@ -279,7 +281,7 @@ fn metrics_families_appear_once_with_help() {
     // in the declared order.
     let declared: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
     assert_eq!(seen_type, declared);
-    assert_eq!(declared.len(), 29);
+    assert_eq!(declared.len(), 30);
 }
 
 #[test]

@@ -173,6 +173,14 @@ pub trait RxQueue: Send {
     /// many. Never blocks; 0 means nothing was waiting (or the pool was empty, which is counted
     /// as `rx_nombuf`).
     fn rx_burst(&mut self, out: &mut Burst, max: usize) -> usize;
+
+    /// A file descriptor that polls readable (`POLLIN`) when packets wait in this queue, so an
+    /// idle lcore can sleep in `poll(2)` and wake on the first packet (DPDK's rx interrupt
+    /// mode). `None` (the default) for queues without one: the lcore then sleeps for a fixed
+    /// time.
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// The transmit side of one queue, owned by one lcore.

@@ -348,6 +348,10 @@ impl TapRx {
 }
 
 impl RxQueue for TapRx {
+    fn wake_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
     fn rx_burst(&mut self, out: &mut Burst, max: usize) -> usize {
         let n = max.min(out.remaining());
         let fd = self.fd.as_raw_fd();
@@ -1250,5 +1254,90 @@ mod tests {
                 && m.contains("modprobe tun"),
             "{m}"
         );
+    }
+
+    /// Records when the first frame reached the lcore's stage.
+    struct FirstFrame(std::sync::Arc<std::sync::Mutex<Option<Instant>>>);
+
+    impl crate::runtime::Stage for FirstFrame {
+        fn process(&mut self, _port: u16, pkts: &mut Burst, _io: &mut crate::runtime::LcoreIo) {
+            self.0.lock().unwrap().get_or_insert_with(Instant::now);
+            while pkts.pop().is_some() {}
+        }
+    }
+
+    #[test]
+    fn an_idle_lcore_sleeps_in_poll_and_wakes_on_the_first_frame() {
+        use crate::runtime::{IdlePolicy, Lcore, LcoreIo};
+        if !require_root() {
+            return;
+        }
+        let ns = TestNs::new();
+        let mp = pool(64, 2048);
+        let mut port = ns.open(cfg(&mp, "fp-tap0")).unwrap();
+        assert!(comes_up(&port));
+        ns.ipn(&["addr", "add", "198.18.10.1/24", "dev", "fp-tap0"]);
+        let rx = port.take_rx_queue(0).unwrap();
+        let mut tx = port.take_tx_queue(0).unwrap();
+        assert!(rx.wake_fd().is_some());
+        let first = std::sync::Arc::new(std::sync::Mutex::new(None));
+        // Sleeps double up to 4 s while nothing arrives.
+        let idle = IdlePolicy::Adaptive {
+            spin_turns: 1,
+            max_sleep_us: 4_000_000,
+        };
+        let stage = Box::new(FirstFrame(first.clone()));
+        let mut lcore = Lcore::new(
+            1,
+            None,
+            vec![(3, rx)],
+            LcoreIo::new(vec![]),
+            stage,
+            32,
+            idle,
+        );
+        let mon = lcore.monitor();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        /// Stops the lcore however the test ends (a failed assert must not leave it running).
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| lcore.run(&stop));
+            let _stop = StopOnDrop(&stop);
+            // After 1.5 s of backing off, each sleep is the better part of a second.
+            std::thread::sleep(Duration::from_millis(1500));
+            let asleep = mon.stats().idle_sleeps;
+            assert!(asleep > 10, "{asleep} sleeps");
+            // The kernel answers this with an ARP reply on the tap.
+            let sent = Instant::now();
+            send_bytes(&mut *tx, &mp, &arp_request(OUR_MAC, OUR_IP, KERNEL_IP));
+            let deadline = sent + Duration::from_secs(5);
+            let got = loop {
+                if let Some(t) = *first.lock().unwrap() {
+                    break Some(t);
+                }
+                if Instant::now() > deadline {
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let got = got.expect("the reply never reached the stage");
+            let took = got.saturating_duration_since(sent);
+            // A timed sleep would have run on for hundreds of milliseconds.
+            assert!(
+                took < Duration::from_millis(250),
+                "woke {took:?} after the frame"
+            );
+        });
+        // The sleep was cut short by the frame, not by its timeout.
+        let st = mon.stats();
+        assert!(st.idle_wakeups >= 1, "{st:?}");
+        assert!(st.rx_packets >= 1, "{st:?}");
+        drop((lcore, tx));
+        assert_eq!(mp.in_use(), 0);
     }
 }

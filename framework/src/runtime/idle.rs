@@ -9,6 +9,8 @@ pub enum IdlePolicy {
     Busy,
     /// Spin for `spin_turns` empty turns, then sleep, doubling the sleep from 1 µs up to
     /// `max_sleep_us` while the queues stay empty. Gives the CPU back on a shared machine.
+    /// When every rx queue of the lcore can wake it ([`RxQueue::wake_fd`](crate::port::RxQueue::wake_fd)),
+    /// the sleep is a `ppoll` on those descriptors that the first packet ends.
     Adaptive {
         /// Empty turns before the first sleep.
         spin_turns: u32,
@@ -47,6 +49,13 @@ impl Idler {
     /// Called at the end of each turn with the packets it received; returns true if it slept.
     #[inline]
     pub fn after_turn(&mut self, packets: usize) -> bool {
+        self.after_turn_with(packets, std::thread::sleep)
+    }
+
+    /// Like [`after_turn`](Self::after_turn), sleeping through `sleep` (which may return
+    /// early, e.g. when a packet arrives).
+    #[inline]
+    pub fn after_turn_with(&mut self, packets: usize, sleep: impl FnOnce(Duration)) -> bool {
         if packets > 0 {
             self.empty_turns = 0;
             self.sleep_us = 1;
@@ -66,7 +75,7 @@ impl Idler {
                     core::hint::spin_loop();
                     return false;
                 }
-                std::thread::sleep(Duration::from_micros(self.sleep_us as u64));
+                sleep(Duration::from_micros(self.sleep_us as u64));
                 self.sleep_us = (self.sleep_us * 2).min(max_sleep_us.max(1));
                 true
             }

@@ -62,6 +62,8 @@ pub struct LcoreCounters {
     pub tx_packets: Counter,
     /// Idle sleeps.
     pub idle_sleeps: Counter,
+    /// Idle sleeps that a packet ended early (see [`RxQueue::wake_fd`]).
+    pub idle_wakeups: Counter,
     /// Cycles in busy turns.
     pub busy_cycles: Counter,
     /// Cycles since the loop started.
@@ -95,6 +97,7 @@ impl LcoreMonitor {
             rx_packets: c.rx_packets.get(),
             tx_packets: c.tx_packets.get(),
             idle_sleeps: c.idle_sleeps.get(),
+            idle_wakeups: c.idle_wakeups.get(),
             busy_cycles: c.busy_cycles.get(),
             total_cycles: c.total_cycles.get(),
             drops: self.drops.snapshot(),
@@ -117,6 +120,9 @@ pub struct Lcore {
     initialised: bool,
     last_tsc: u64,
     last_busy: bool,
+    /// The rx queues' wake descriptors, when every queue has one ([`RxQueue::wake_fd`]):
+    /// idle sleeps then end at the first packet.
+    wake: Vec<libc::pollfd>,
 }
 
 impl Lcore {
@@ -143,6 +149,7 @@ impl Lcore {
             initialised: false,
             last_tsc: 0,
             last_busy: false,
+            wake: Vec::new(),
         }
     }
 
@@ -164,6 +171,16 @@ impl Lcore {
 
     fn ensure_init(&mut self) {
         if !self.initialised {
+            let fds: Option<Vec<_>> = self.rx.iter().map(|(_, q)| q.wake_fd()).collect();
+            self.wake = fds
+                .unwrap_or_default()
+                .into_iter()
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
+                .collect();
             self.stage.init(&mut self.io);
             self.initialised = true;
             self.last_tsc = rdtsc();
@@ -228,8 +245,14 @@ impl Lcore {
             }
             // A turn that transmitted (a generator, timers) is busy too: no back-off then.
             let work = got + (self.io.tx_packets() - tx_before) as usize + self.stage.take_work();
-            if self.idle.after_turn(work) {
-                self.counters.idle_sleeps.add(1);
+            let (idle, wake, counters) = (&mut self.idle, &mut self.wake, &*self.counters);
+            let slept = idle.after_turn_with(work, |d| {
+                if wait_for_packets(wake, d) {
+                    counters.idle_wakeups.add(1);
+                }
+            });
+            if slept {
+                counters.idle_sleeps.add(1);
             }
         }
         self.finish();
@@ -243,4 +266,28 @@ impl Lcore {
         self.io.flush_drivers();
         self.counters.tx_packets.set(self.io.tx_packets());
     }
+}
+
+/// Sleeps up to `d`, or until one of `fds` polls readable when there are any; true when a
+/// packet ended the sleep early. No allocation: one `ppoll` (or `nanosleep`) call.
+fn wait_for_packets(fds: &mut [libc::pollfd], d: std::time::Duration) -> bool {
+    if fds.is_empty() {
+        std::thread::sleep(d);
+        return false;
+    }
+    let ts = libc::timespec {
+        tv_sec: d.as_secs() as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfd structs and
+    // `ts` outlives the call; a null signal mask leaves the mask alone.
+    let n = unsafe {
+        libc::ppoll(
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
+    n > 0
 }

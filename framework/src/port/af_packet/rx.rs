@@ -468,6 +468,11 @@ pub(super) fn complete_l4_checksum(frame: &mut [u8]) -> bool {
 }
 
 impl RxQueue for AfPacketRx {
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.shared.fd.as_raw_fd())
+    }
+
     fn rx_burst(&mut self, out: &mut Burst, max: usize) -> usize {
         let want = max.min(out.remaining());
         if want == 0 {

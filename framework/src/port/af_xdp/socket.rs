@@ -415,6 +415,11 @@ impl XskRx {
 }
 
 impl RxQueue for XskRx {
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(self.shared.fd.as_raw_fd())
+    }
+
     #[inline]
     fn rx_burst(&mut self, out: &mut Burst, max: usize) -> usize {
         let want = max.min(out.remaining()) as u32;
