@@ -612,22 +612,29 @@ mod tests {
         assert_eq!(TcpSegment::parse(&buf[..10]), Err(WireError::Truncated));
     }
 
-    #[test]
-    fn partial_emit_completes_to_the_full_checksum() {
-        let opts = TcpOptions {
+    /// Where [`split_ack`] cuts a 1461-byte payload: first slices of odd and even lengths.
+    const CUTS: [usize; 6] = [0, 1, 2, 731, 1460, 1461];
+
+    /// An ACK with timestamps carrying `data` as two slices, cut at `cut`.
+    fn split_ack(data: &[u8], cut: usize) -> Transmit<'_> {
+        let options = TcpOptions {
             timestamps: Some(Timestamps { tsval: 9, tsecr: 8 }),
             ..Default::default()
         };
-        // Split payloads whose first slice has odd and even lengths.
+        Transmit {
+            src_addr: A,
+            dst_addr: B,
+            header: header(options, TcpFlags::ACK),
+            payload: [&data[..cut], &data[cut..]],
+            payload_mbufs: Default::default(),
+        }
+    }
+
+    #[test]
+    fn partial_emit_completes_to_the_full_checksum() {
         let data: Vec<u8> = (0..1461u32).map(|i| (i * 7 + 3) as u8).collect();
-        for cut in [0, 1, 2, 731, 1460, 1461] {
-            let t = Transmit {
-                src_addr: A,
-                dst_addr: B,
-                header: header(opts, TcpFlags::ACK),
-                payload: [&data[..cut], &data[cut..]],
-                payload_mbufs: Default::default(),
-            };
+        for cut in CUTS {
+            let t = split_ack(&data, cut);
             let (mut full, mut partial) = ([0u8; 1600], [0u8; 1600]);
             let n = t.emit(&mut full);
             assert_eq!(t.emit_partial(&mut partial), n);
@@ -643,19 +650,9 @@ mod tests {
 
     #[test]
     fn header_only_emits_match_the_whole_segment() {
-        let opts = TcpOptions {
-            timestamps: Some(Timestamps { tsval: 9, tsecr: 8 }),
-            ..Default::default()
-        };
         let data: Vec<u8> = (0..1461u32).map(|i| (i * 5 + 1) as u8).collect();
-        for cut in [0, 1, 2, 731, 1460, 1461] {
-            let t = Transmit {
-                src_addr: A,
-                dst_addr: B,
-                header: header(opts, TcpFlags::ACK),
-                payload: [&data[..cut], &data[cut..]],
-                payload_mbufs: Default::default(),
-            };
+        for cut in CUTS {
+            let t = split_ack(&data, cut);
             let (mut full, mut partial) = ([0u8; 1600], [0u8; 1600]);
             let n = t.emit(&mut full);
             t.emit_partial(&mut partial);
