@@ -9,10 +9,8 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::tcp::{count, random_bytes, AppThread, Server, Stacks};
-use ferroplane::stack::setup::TcpApps;
+use common::tcp::{count, many_conns_client, random_bytes, Server, Stacks};
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::{CloseReason, SockId, TcpApp, TcpControl, TcpSocket};
 
@@ -436,35 +434,16 @@ fn serve(app: &str, conns: Vec<Conn>) -> Outcome {
         started: false,
         first_up: false,
     };
-    let tcp = TcpApps {
-        apps: vec![Box::new(client)],
-        params: ferroplane::stack::tcp::LayerParams {
-            max_connections: 64,
-            max_time_wait: 64,
-            ..Default::default()
-        },
-        ..TcpApps::default()
-    };
+    let mut p = Stacks::new(
+        Server::on_app_lcore(app),
+        many_conns_client(Box::new(client)),
+    );
+    let took = p.run_with_app_thread(|| conns.lock().unwrap().iter().all(|c| c.finished()));
     let Stacks {
-        mut server,
-        app_lcore,
-        mut client,
         server_graph,
         app_graph,
         ..
-    } = Stacks::new(Server::on_app_lcore(app), tcp);
-    let app_thread = AppThread::spawn(app_lcore.unwrap());
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        server.run_turns(1);
-        client.run_turns(1);
-        if conns.lock().unwrap().iter().all(|c| c.finished()) {
-            break;
-        }
-    }
-    let took = t0.elapsed();
-    app_thread.stop();
+    } = p;
 
     let conns = std::mem::take(&mut *conns.lock().unwrap());
     let (mut ok, mut client_err, mut malformed, mut bytes) = (0, 0, 0, 0);

@@ -5,10 +5,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::tcp::{count, xorshift_bytes, AppThread, EchoClient, Flows, Server, Stacks};
-use ferroplane::stack::setup::TcpApps;
+use common::tcp::{count, many_conns_client, xorshift_bytes, EchoClient, Flows, Server, Stacks};
 use ferroplane::stack::tcp::xcore::XCORE_APP_NODE;
 use ferroplane::stack::tcp::CloseReason;
 
@@ -22,40 +19,17 @@ fn echo_on_an_app_lcore_thread_returns_megabytes_byte_exact_over_many_connection
     let st = Flows::new(payloads.clone());
     // The client opens the connections last first, at most 8 at a time.
     let client = EchoClient::new(&st, 0, "198.18.0.1:7", (0..conns).rev().collect(), 8);
-    let tcp = TcpApps {
-        apps: vec![Box::new(client)],
-        params: ferroplane::stack::tcp::LayerParams {
-            max_connections: 64,
-            max_time_wait: 64,
-            ..Default::default()
-        },
-        ..TcpApps::default()
-    };
     // Small buffers: the cross-core windows and TCP windows fill and drain all the time.
+    let mut p = Stacks::new(
+        Server::on_app_lcore("name = \"tcp-echo\"\nports = [7]\napp_lcores = [2]\nsend_buffer = 16384\nrecv_buffer = 16384"),
+        many_conns_client(Box::new(client)),
+    );
+    let took = p.run_with_app_thread(|| st.lock().unwrap().flows.iter().all(|f| f.finished()));
     let Stacks {
-        mut server,
-        app_lcore,
-        mut client,
         server_graph: sgraph,
         app_graph,
         ..
-    } = Stacks::new(
-        Server::on_app_lcore("name = \"tcp-echo\"\nports = [7]\napp_lcores = [2]\nsend_buffer = 16384\nrecv_buffer = 16384"),
-        tcp,
-    );
-    let app_thread = AppThread::spawn(app_lcore.unwrap());
-    let t0 = Instant::now();
-    let deadline = t0 + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        server.run_turns(1);
-        client.run_turns(1);
-        let s = st.lock().unwrap();
-        if s.flows.iter().all(|f| f.finished()) {
-            break;
-        }
-    }
-    let took = t0.elapsed();
-    app_thread.stop();
+    } = p;
     let s = st.lock().unwrap();
     let done = s.flows.iter().filter(|f| f.finished()).count();
     assert_eq!(done, conns, "{done} connections finished");

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ferroplane::app::{self, AppShared};
 use ferroplane::config::{self, Config};
@@ -228,6 +229,19 @@ pub fn tcp_apps(apps: Vec<Box<dyn TcpApp>>) -> TcpApps {
     }
 }
 
+/// This client app, with room for 64 connections and 64 in TIME-WAIT (tests that open many).
+pub fn many_conns_client(client: Box<dyn TcpApp>) -> TcpApps {
+    TcpApps {
+        apps: vec![client],
+        params: ferroplane::stack::tcp::LayerParams {
+            max_connections: 64,
+            max_time_wait: 64,
+            ..Default::default()
+        },
+        ..TcpApps::default()
+    }
+}
+
 /// What the server stack of [`Stacks`] runs.
 pub struct Server<'a> {
     /// The `[app]` table.
@@ -330,6 +344,24 @@ impl Stacks {
             client_graph,
             app_graph,
         }
+    }
+
+    /// Runs the app lcore on a thread of its own ([`AppThread`]) and turns the server and the
+    /// client on this one until `done` or 60 s; stops the app lcore and returns the time taken.
+    pub fn run_with_app_thread(&mut self, mut done: impl FnMut() -> bool) -> Duration {
+        let app_thread = AppThread::spawn(self.app_lcore.take().expect("an app lcore"));
+        let t0 = Instant::now();
+        let deadline = t0 + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            self.server.run_turns(1);
+            self.client.run_turns(1);
+            if done() {
+                break;
+            }
+        }
+        let took = t0.elapsed();
+        app_thread.stop();
+        took
     }
 
     /// One turn of the server, its app lcore (if any, and not moved out) and the client.
