@@ -48,18 +48,22 @@ fn naive_checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn checksum(c: &mut Criterion) {
-    let mut g = c.benchmark_group("checksum");
-    // Deterministic pseudo-random contents.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let storage: Vec<u8> = (0..9000 + 1)
+/// `n` deterministic pseudo-random bytes (xorshift64 from `seed`).
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed;
+    (0..n)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
             (state >> 32) as u8
         })
-        .collect();
+        .collect()
+}
+
+fn checksum(c: &mut Criterion) {
+    let mut g = c.benchmark_group("checksum");
+    let storage = random_bytes(9000 + 1, 0x2545_f491_4f6c_dd1d);
     for n in SIZES {
         let data = &storage[1..1 + n];
         assert_eq!(naive_checksum(data), internet_checksum(data));
@@ -77,15 +81,7 @@ fn checksum(c: &mut Criterion) {
 fn copy_checksum(c: &mut Criterion) {
     let mut g = c.benchmark_group("copy_checksum");
     let max = COPY_SIZES[COPY_SIZES.len() - 1];
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let src: Vec<u8> = (0..max + 1)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 32) as u8
-        })
-        .collect();
+    let src = random_bytes(max + 1, 0x9e37_79b9_7f4a_7c15);
     let mut dst = vec![0u8; max + 2];
     for n in COPY_SIZES {
         let s = &src[1..1 + n];

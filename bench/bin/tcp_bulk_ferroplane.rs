@@ -461,47 +461,47 @@ fn run(a: &Args) -> Result<Outcome, String> {
 }
 
 fn main() -> ExitCode {
-    let mut total: u64 = 1 << 30;
-    let mut mtu: u16 = 1500;
-    let mut buffer = 256 * 1024;
-    let mut stats = false;
-    let mut offload = false;
-    let mut handover = false;
-    let mut burst = 32;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if a == "--stats" {
-            stats = true;
+    let mut args = Args {
+        total: 1 << 30,
+        mtu: 1500,
+        buffer: 256 * 1024,
+        burst: 32,
+        offload: false,
+        handover: false,
+        stats: false,
+    };
+    let mut argv = std::env::args().skip(1);
+    while let Some(a) = argv.next() {
+        let flag = match a.as_str() {
+            "--stats" => Some(&mut args.stats),
+            "--csum-offload" => Some(&mut args.offload),
+            "--handover" => Some(&mut args.handover),
+            _ => None,
+        };
+        if let Some(f) = flag {
+            *f = true;
             continue;
         }
-        if a == "--csum-offload" {
-            offload = true;
-            continue;
-        }
-        if a == "--handover" {
-            handover = true;
-            continue;
-        }
-        let v = args.next();
+        let v = argv.next();
         let bad = |what: &str| {
             eprintln!("tcp-bulk-ferroplane: {what}");
             ExitCode::from(2)
         };
         match (a.as_str(), v) {
             ("--bytes", Some(v)) => match v.parse() {
-                Ok(n) if n > 0 => total = n,
+                Ok(n) if n > 0 => args.total = n,
                 _ => return bad("--bytes takes a positive integer"),
             },
             ("--mtu", Some(v)) => match v.parse() {
-                Ok(n) if (576..=65000).contains(&n) => mtu = n,
+                Ok(n) if (576..=65000).contains(&n) => args.mtu = n,
                 _ => return bad("--mtu takes 576 ..= 65000"),
             },
             ("--buffer", Some(v)) => match v.parse() {
-                Ok(n) if n >= 4096 => buffer = n,
+                Ok(n) if n >= 4096 => args.buffer = n,
                 _ => return bad("--buffer takes a byte count of at least 4096"),
             },
             ("--burst", Some(v)) => match v.parse() {
-                Ok(n) if (1..=ferroplane::batch::BURST_MAX).contains(&n) => burst = n,
+                Ok(n) if (1..=ferroplane::batch::BURST_MAX).contains(&n) => args.burst = n,
                 _ => return bad("--burst takes 1 ..= 256"),
             },
             _ => {
@@ -512,22 +512,19 @@ fn main() -> ExitCode {
             }
         }
     }
-    let args = Args {
-        total,
-        mtu,
-        buffer,
-        burst,
-        offload,
-        handover,
-        stats,
-    };
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
     match run(&args) {
         Ok(o) => {
             println!(
-                "ferroplane mtu={mtu} bytes={total} buffer={buffer} burst={burst} csum_offload={} handover={} gbit_s={:.3} turns={} verified=yes",
-                if offload { "yes" } else { "no" },
-                if handover { "yes" } else { "no" },
-                o.gbps, o.turns
+                "ferroplane mtu={} bytes={} buffer={} burst={} csum_offload={} handover={} gbit_s={:.3} turns={} verified=yes",
+                args.mtu,
+                args.total,
+                args.buffer,
+                args.burst,
+                yes_no(args.offload),
+                yes_no(args.handover),
+                o.gbps,
+                o.turns
             );
             ExitCode::SUCCESS
         }
