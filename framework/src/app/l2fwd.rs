@@ -145,15 +145,7 @@ mod tests {
     /// comes out of port 1's peer side, plus the io context for drop checks.
     fn run(mode: Mode, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<(&'static str, u64)>) {
         let mp = pool();
-        let side = |name: &str, id| RingSide {
-            name: name.into(),
-            id,
-            rx_queues: 1,
-            tx_queues: 1,
-            mac: MacAddr::local(id as u8 + 1),
-            mtu: 1500,
-            tx_l4_checksum_offload: false,
-        };
+        let side = |name: &str, id| RingSide::for_test(name, id, 1, false);
         let (mut out_port, mut peer) = RingPort::pair(side("p1", 1), side("peer", 2), 64).unwrap();
         let mut tx = vec![None, Some(out_port.take_tx_queue(0).unwrap())];
         tx.truncate(2);

@@ -41,6 +41,22 @@ pub struct RingSide {
     pub tx_l4_checksum_offload: bool,
 }
 
+#[cfg(test)]
+impl RingSide {
+    /// A test side: `queues` each way, MAC `02:…:id+1`, MTU 1500.
+    pub(crate) fn for_test(name: &str, id: u16, queues: u16, offload: bool) -> Self {
+        RingSide {
+            name: name.into(),
+            id,
+            rx_queues: queues,
+            tx_queues: queues,
+            mac: MacAddr::local(id as u8 + 1),
+            mtu: 1500,
+            tx_l4_checksum_offload: offload,
+        }
+    }
+}
+
 /// One port of a ring pair.
 pub struct RingPort {
     info: PortInfo,
@@ -253,15 +269,7 @@ mod tests {
     use crate::mem::{HugePolicy, Mempool, MempoolParams};
 
     fn side(name: &str, id: u16, q: u16) -> RingSide {
-        RingSide {
-            name: name.into(),
-            id,
-            rx_queues: q,
-            tx_queues: q,
-            mac: MacAddr::local(id as u8 + 1),
-            mtu: 1500,
-            tx_l4_checksum_offload: false,
-        }
+        RingSide::for_test(name, id, q, false)
     }
 
     fn pool() -> Mempool {

@@ -89,6 +89,22 @@ pub struct Interface {
     pub tx_l4_checksum_offload: bool,
 }
 
+#[cfg(test)]
+impl Interface {
+    /// A test interface: port `port` named `p{port}`, MAC `02:…:port+1`, MTU 1500, one address.
+    pub(crate) fn for_test(port: u16, addr: Ipv4Addr, prefix_len: u8, offload: bool) -> Self {
+        Interface {
+            port,
+            name: format!("p{port}"),
+            mac: MacAddr::local(port as u8 + 1),
+            mtu: 1500,
+            addrs: vec![IfAddr { addr, prefix_len }],
+            promiscuous: false,
+            tx_l4_checksum_offload: offload,
+        }
+    }
+}
+
 impl Interface {
     /// The address to use as source towards `peer` (one whose subnet holds it, else the first).
     pub fn source_for(&self, peer: Ipv4Addr) -> Option<Ipv4Addr> {
@@ -351,18 +367,7 @@ mod tests {
     }
 
     fn ifc(port: u16, addr: &str, len: u8) -> Interface {
-        Interface {
-            port,
-            name: format!("p{port}"),
-            mac: MacAddr::local(port as u8 + 1),
-            mtu: 1500,
-            addrs: vec![IfAddr {
-                addr: ip(addr),
-                prefix_len: len,
-            }],
-            promiscuous: false,
-            tx_l4_checksum_offload: false,
-        }
+        Interface::for_test(port, ip(addr), len, false)
     }
 
     #[test]

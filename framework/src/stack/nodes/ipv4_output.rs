@@ -276,37 +276,18 @@ mod tests {
     use crate::port::ring::{RingPort, RingSide};
     use crate::port::Port;
     use crate::runtime::LcoreIo;
-    use crate::stack::{Fib, IfAddr, Interface, NeighTable, StackParams};
+    use crate::stack::{Fib, Interface, NeighTable, StackParams};
     use crate::wire::{checksum, ip_protocol};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
     fn ifc(port: u16, offload: bool) -> Interface {
-        Interface {
-            port,
-            name: format!("p{port}"),
-            mac: MacAddr::local(port as u8 + 1),
-            mtu: 1500,
-            addrs: vec![IfAddr {
-                addr: Ipv4Addr::new(198, 18, port as u8, 1),
-                prefix_len: 24,
-            }],
-            promiscuous: false,
-            tx_l4_checksum_offload: offload,
-        }
+        Interface::for_test(port, Ipv4Addr::new(198, 18, port as u8, 1), 24, offload)
     }
 
     fn ring_side(name: &str, id: u16, offload: bool) -> RingSide {
-        RingSide {
-            name: name.into(),
-            id,
-            rx_queues: 1,
-            tx_queues: 1,
-            mac: MacAddr::local(id as u8 + 1),
-            mtu: 1500,
-            tx_l4_checksum_offload: offload,
-        }
+        RingSide::for_test(name, id, 1, offload)
     }
 
     /// An Ethernet frame carrying an IPv4 TCP segment with `len` payload bytes and a partial

@@ -538,9 +538,8 @@ mod tests {
     use super::*;
     use crate::graph::{Graph, GraphBuilder, NodeStats, TraceControl};
     use crate::mem::{HugePolicy, Mempool, MempoolParams};
-    use crate::port::MacAddr;
     use crate::runtime::LcoreIo;
-    use crate::stack::{Fib, IfAddr, Interface, NeighTable, StackParams};
+    use crate::stack::{Fib, Interface, NeighTable, StackParams};
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
@@ -555,18 +554,7 @@ mod tests {
     }
 
     fn ifc_offload(port: u16, addr: &str, len: u8, offload: bool) -> Interface {
-        Interface {
-            port,
-            name: format!("p{port}"),
-            mac: MacAddr::local(port as u8 + 1),
-            mtu: 1500,
-            addrs: vec![IfAddr {
-                addr: ip(addr),
-                prefix_len: len,
-            }],
-            promiscuous: false,
-            tx_l4_checksum_offload: offload,
-        }
+        Interface::for_test(port, ip(addr), len, offload)
     }
 
     fn pool(name: &str, headroom: u16) -> Mempool {
