@@ -1263,11 +1263,11 @@ impl Connection {
         };
         self.stats.segments_out += 1;
         self.last_tx = now;
-        let mut payload: [&[u8]; 2] = [&[], &[]];
+        let mut payload = Payload::default();
         let mut mbufs = PayloadMbufs::default();
         for (i, p) in self.sbuf.pieces(off, len).into_iter().enumerate() {
             if let Some((m, at, n)) = p {
-                payload[i] = &m.data()[at..at + n];
+                payload.0[i] = &m.data()[at..at + n];
                 mbufs.0[i] = Some((m, at));
             }
         }

@@ -350,7 +350,7 @@ impl Listener {
                 src_addr,
                 dst_addr,
                 header,
-                payload: [&[], &[]],
+                payload: Default::default(),
                 payload_mbufs: Default::default(),
             });
         }

@@ -305,8 +305,8 @@ pub struct Transmit<'a> {
     pub dst_addr: Ipv4Addr,
     /// Header fields.
     pub header: TcpHeader,
-    /// The payload, in order: `payload[0]` then `payload[1]`.
-    pub payload: [&'a [u8]; 2],
+    /// The payload, in one or two parts.
+    pub payload: Payload<'a>,
     /// The mbufs the payload slices lie in, when they do.
     pub payload_mbufs: PayloadMbufs<'a>,
 }
@@ -351,7 +351,7 @@ impl Deref for Transmit<'_> {
 impl Transmit<'_> {
     /// Payload length in bytes.
     pub fn payload_len(&self) -> usize {
-        self.payload[0].len() + self.payload[1].len()
+        self.payload.len()
     }
 
     /// Header plus payload length.
@@ -369,10 +369,9 @@ impl Transmit<'_> {
     /// # Panics
     /// If `dst` is shorter than [`payload_len`](Self::payload_len).
     pub fn copy_payload(&self, dst: &mut [u8]) -> usize {
-        let (a, b) = (self.payload[0], self.payload[1]);
-        dst[..a.len()].copy_from_slice(a);
-        dst[a.len()..a.len() + b.len()].copy_from_slice(b);
-        a.len() + b.len()
+        let n = self.payload.len();
+        self.payload.copy_to(&mut dst[..n]);
+        n
     }
 
     /// Writes the whole segment (header, options, payload, checksum over the pseudo header)
@@ -385,7 +384,7 @@ impl Transmit<'_> {
     /// If `buf` is shorter than [`buffer_len`](Self::buffer_len).
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let hl = self.header.emit(buf);
-        let (a, b) = (self.payload[0], self.payload[1]);
+        let [a, b] = self.payload.0;
         let len = hl + a.len() + b.len();
         let (head, rest) = buf[..len].split_at_mut(hl);
         let (da, db) = rest.split_at_mut(a.len());
@@ -411,7 +410,7 @@ impl Transmit<'_> {
     /// If `buf` is shorter than the header.
     pub fn emit_header(&self, buf: &mut [u8], partial: bool) -> usize {
         let hl = self.header.emit(buf);
-        let (a, b) = (self.payload[0], self.payload[1]);
+        let [a, b] = self.payload.0;
         let len = hl + a.len() + b.len();
         let ph =
             checksum::pseudo_header_v4(self.src_addr, self.dst_addr, ip_protocol::TCP, len as u16);
@@ -594,7 +593,7 @@ mod tests {
             src_addr: A,
             dst_addr: B,
             header: h,
-            payload: [b"hel", b"lo"],
+            payload: Payload([b"hel", b"lo"]),
             payload_mbufs: Default::default(),
         };
         let mut buf2 = [0u8; 100];
@@ -625,7 +624,7 @@ mod tests {
             src_addr: A,
             dst_addr: B,
             header: header(options, TcpFlags::ACK),
-            payload: [&data[..cut], &data[cut..]],
+            payload: Payload([&data[..cut], &data[cut..]]),
             payload_mbufs: Default::default(),
         }
     }

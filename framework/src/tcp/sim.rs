@@ -8,8 +8,8 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::{
-    reset_for, Connection, Event, IsnGenerator, Listener, TcpConfig, TcpHeader, TcpSegment,
-    Transmit, MS,
+    reset_for, Connection, Event, IsnGenerator, Listener, Payload, TcpConfig, TcpHeader,
+    TcpSegment, Transmit, MS,
 };
 use crate::wire::TcpPacket;
 
@@ -366,7 +366,7 @@ impl Sim {
                         src_addr: p.src,
                         dst_addr: p.dst,
                         header,
-                        payload: [&[], &[]],
+                        payload: Default::default(),
                         payload_mbufs: Default::default(),
                     };
                     self.transmit(i, &t);
@@ -395,7 +395,7 @@ impl Sim {
                     src_addr: src,
                     dst_addr: dst,
                     header,
-                    payload: [&payload, &[]],
+                    payload: Payload([&payload[..], &[]]),
                     payload_mbufs: Default::default(),
                 };
                 self.transmit(i, &t);
@@ -455,7 +455,7 @@ impl Sim {
                     src_addr: pkt.dst,
                     dst_addr: pkt.src,
                     header: h,
-                    payload: [&[], &[]],
+                    payload: Default::default(),
                     payload_mbufs: Default::default(),
                 };
                 let mut b = vec![0; t.buffer_len()];

@@ -248,7 +248,7 @@ impl SegmentSink for Out<'_, '_> {
             m.set_ol_flags(ol::TX_L4_CKSUM);
         }
         if by_ref {
-            for (p, bytes) in t.payload_mbufs.0.iter().zip(t.payload) {
+            for (p, bytes) in t.payload_mbufs.0.iter().zip(t.payload.0) {
                 let Some((chunk, off)) = *p else {
                     continue;
                 };

@@ -592,7 +592,7 @@ impl TcpLayer {
                         src_addr: dst,
                         dst_addr: src,
                         header: h,
-                        payload: [&[], &[]],
+                        payload: Default::default(),
                         payload_mbufs: Default::default(),
                     };
                     sink.send(&t, rx_port);
