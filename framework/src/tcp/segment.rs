@@ -283,6 +283,13 @@ impl<'a> Payload<'a> {
         Payload([cut(a, 0), cut(b, a.len())])
     }
 
+    /// The one's-complement sum of the bytes (as one run, whatever the parts' lengths), for
+    /// data starting at an even offset of what it is combined with.
+    pub fn sum(&self) -> u32 {
+        let [a, b] = self.0;
+        checksum::combine_at(checksum::sum(a), checksum::sum(b), a.len())
+    }
+
     /// Copies all bytes into `dst`, which must be exactly [`len`](Self::len) long.
     pub fn copy_to(&self, dst: &mut [u8]) {
         let [a, b] = self.0;
@@ -419,7 +426,7 @@ impl Transmit<'_> {
         } else {
             // The header is a whole number of 32-bit words: the payload starts at an even
             // offset.
-            let payload = checksum::combine_at(checksum::sum(a), checksum::sum(b), a.len());
+            let payload = self.payload.sum();
             checksum::finish(checksum::combine(
                 ph,
                 checksum::combine(checksum::sum(&buf[..hl]), payload),

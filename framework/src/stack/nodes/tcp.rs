@@ -276,6 +276,16 @@ impl SegmentSink for Out<'_, '_> {
     }
 }
 
+/// True when the TCP checksum of `head` (the segment, or its header when the payload lies
+/// elsewhere) followed by `payload` verifies over the IPv4 pseudo header of `src` → `dst`.
+fn checksum_ok(src: Ipv4Addr, dst: Ipv4Addr, head: &[u8], payload: Payload<'_>) -> bool {
+    let len = (head.len() + payload.len()) as u16;
+    let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, len);
+    // (A header has an even length, so the payload's sum adds as is.)
+    let sum = checksum::combine(ph, checksum::combine(checksum::sum(head), payload.sum()));
+    checksum::verify_sum(sum)
+}
+
 /// For a chain whose first segment holds the whole TCP header (at `hl`, options included):
 /// the header bytes and the payload where it lies, when it lies in at most two pieces (the
 /// rest of the first segment and the segments after it, empty ones skipped) that add up to
@@ -391,19 +401,10 @@ impl Node for TcpInput {
             // ports clear transmit flags).
             let hw_good = m.ol_flags() & (ol::RX_L4_CKSUM_GOOD | ol::TX_L4_CKSUM) != 0
                 && md.flags & PktMeta::F_REASSEMBLED == 0;
-            if !hw_good {
-                let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, seg_len as u16);
-                // (A split header has an even length, so the first part's sum adds as is.)
-                let mut sum = checksum::combine(ph, checksum::sum(bytes));
-                if let Some(Payload([a, b])) = split {
-                    sum = checksum::combine(sum, checksum::sum(a));
-                    sum = checksum::combine_at(sum, checksum::sum(b), a.len());
-                }
-                if !checksum::verify_sum(sum) {
-                    crate::trace_pkt!(ctx, &m, "bad tcp checksum → drop");
-                    ctx.drop(*bad_checksum, m);
-                    return;
-                }
+            if !hw_good && !checksum_ok(src, dst, bytes, split.unwrap_or_default()) {
+                crate::trace_pkt!(ctx, &m, "bad tcp checksum → drop");
+                ctx.drop(*bad_checksum, m);
+                return;
             }
             let seg = match TcpSegment::parse(bytes) {
                 Ok(mut s) => {
@@ -534,13 +535,7 @@ mod tests {
     }
 
     fn verifies(h: &[u8], p: Payload<'_>) -> bool {
-        let len = (h.len() + p.len()) as u16;
-        let ph = checksum::pseudo_header_v4(SRC, DST, ip_protocol::TCP, len);
-        let [a, b] = p.0;
-        let mut sum = checksum::combine(ph, checksum::sum(h));
-        sum = checksum::combine(sum, checksum::sum(a));
-        sum = checksum::combine_at(sum, checksum::sum(b), a.len());
-        checksum::verify_sum(sum)
+        checksum_ok(SRC, DST, h, p)
     }
 
     #[test]
