@@ -10,7 +10,7 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 
-use super::segment::Payload;
+use super::segment::{Payload, PayloadMbufs};
 use super::seq::Seq;
 use crate::mem::{HugePolicy, Mbuf, Mempool, MempoolParams};
 use crate::wire::SackBlocks;
@@ -305,16 +305,24 @@ impl SendBuffer {
         [Some((c, o, first)), second]
     }
 
+    /// The payload of a segment of `len` bytes (at most [`span`](Self::span)) from `off` bytes
+    /// after the first unacknowledged byte: its bytes, and the chunks they lie in.
+    pub(crate) fn payload(&self, off: usize, len: usize) -> (Payload<'_>, PayloadMbufs<'_>) {
+        let mut payload = Payload::default();
+        let mut mbufs = PayloadMbufs::default();
+        for (i, p) in self.pieces(off, len).into_iter().enumerate() {
+            if let Some((m, at, n)) = p {
+                payload.0[i] = &m.data()[at..at + n];
+                mbufs.0[i] = Some((m, at));
+            }
+        }
+        (payload, mbufs)
+    }
+
     /// `len` bytes from `off` bytes after the first unacknowledged byte, as up to two slices.
     #[cfg(test)]
     pub(crate) fn slices(&self, off: usize, len: usize) -> [&[u8]; 2] {
-        let mut out: [&[u8]; 2] = [&[], &[]];
-        for (o, p) in out.iter_mut().zip(self.pieces(off, len)) {
-            if let Some((c, at, n)) = p {
-                *o = &c.data()[at..at + n];
-            }
-        }
-        out
+        self.payload(off, len).0 .0
     }
 
     /// Releases `n` acknowledged bytes (whole chunks go back towards the pool).

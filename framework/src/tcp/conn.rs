@@ -11,9 +11,7 @@ use super::config::{TcpConfig, MS, SEC};
 use super::isn::IsnGenerator;
 use super::rtt::RttEstimator;
 use super::sack::{BlockVerdict, Scoreboard, SCOREBOARD_RANGES};
-use super::segment::{
-    Payload, PayloadMbufs, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit,
-};
+use super::segment::{Payload, TcpHeader, TcpOptions, TcpSegment, Timestamps, Transmit};
 use super::seq::Seq;
 use crate::mem::Mbuf;
 use crate::wire::TcpFlags;
@@ -1263,14 +1261,7 @@ impl Connection {
         };
         self.stats.segments_out += 1;
         self.last_tx = now;
-        let mut payload = Payload::default();
-        let mut mbufs = PayloadMbufs::default();
-        for (i, p) in self.sbuf.pieces(off, len).into_iter().enumerate() {
-            if let Some((m, at, n)) = p {
-                payload.0[i] = &m.data()[at..at + n];
-                mbufs.0[i] = Some((m, at));
-            }
-        }
+        let (payload, mbufs) = self.sbuf.payload(off, len);
         Some(Transmit {
             src_addr: *self.local.ip(),
             dst_addr: *self.remote.ip(),
