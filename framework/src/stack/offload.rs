@@ -9,6 +9,7 @@
 //! covers, so its complement is the checksum. Nothing is allocated; the segment is read once.
 
 use crate::mem::{ol, Mbuf};
+use crate::stack::nodes::icmp::chain_sum_range;
 use crate::wire::{checksum, ethertype, ip_protocol};
 
 /// Offset of the checksum field in the L4 header of `protocol`, for the protocols whose
@@ -43,20 +44,7 @@ pub fn complete_l4_checksum(m: &mut Mbuf, l3: usize) -> bool {
         }
         (l4, end, l4 + at, protocol == ip_protocol::UDP)
     };
-    // The sum of bytes l4..end, across segments: each piece combined at its offset from l4.
-    let mut sum = 0u32;
-    let mut pos = 0usize;
-    for seg in m.segments() {
-        let (from, to) = (l4.max(pos), end.min(pos + seg.len()));
-        if from < to {
-            sum = checksum::combine_at(sum, checksum::sum(&seg[from - pos..to - pos]), from - l4);
-        }
-        pos += seg.len();
-        if pos >= end {
-            break;
-        }
-    }
-    let mut c = checksum::finish(sum);
+    let mut c = checksum::finish(chain_sum_range(m, l4, end));
     if udp && c == 0 {
         // RFC 768: a computed zero is sent as all ones (zero means "no checksum").
         c = 0xffff;

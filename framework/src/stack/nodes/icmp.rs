@@ -14,18 +14,23 @@ use crate::wire::{checksum, icmpv4_type, ip_protocol, Icmpv4Packet, Ipv4Packet};
 /// Sum of a packet's bytes from `offset` to its end, across segments (for checksums of
 /// reassembled datagrams).
 pub(crate) fn chain_sum(m: &Mbuf, offset: usize) -> u32 {
+    chain_sum_range(m, offset, m.pkt_len())
+}
+
+/// Sum of a packet's bytes `[from, to)`, across segments: each piece combined at its offset
+/// from `from`.
+pub(crate) fn chain_sum_range(m: &Mbuf, from: usize, to: usize) -> u32 {
     let mut sum = 0u32;
-    let mut pos = 0usize; // bytes of the message summed so far
-    let mut skip = offset;
+    let mut pos = 0usize; // packet offset of the segment's first byte
     for seg in m.segments() {
-        if skip >= seg.len() {
-            skip -= seg.len();
-            continue;
+        let (a, b) = (from.max(pos), to.min(pos + seg.len()));
+        if a < b {
+            sum = checksum::combine_at(sum, checksum::sum(&seg[a - pos..b - pos]), a - from);
         }
-        let part = &seg[skip..];
-        skip = 0;
-        sum = checksum::combine_at(sum, checksum::sum(part), pos);
-        pos += part.len();
+        pos += seg.len();
+        if pos >= to {
+            break;
+        }
     }
     sum
 }
