@@ -286,8 +286,10 @@ impl<'a> Payload<'a> {
     /// The one's-complement sum of the bytes (as one run, whatever the parts' lengths), for
     /// data starting at an even offset of what it is combined with.
     pub fn sum(&self) -> u32 {
-        let [a, b] = self.0;
-        checksum::combine_at(checksum::sum(a), checksum::sum(b), a.len())
+        match self.0 {
+            [a, []] => checksum::sum(a),
+            [a, b] => checksum::combine_at(checksum::sum(a), checksum::sum(b), a.len()),
+        }
     }
 
     /// Copies all bytes into `dst`, which must be exactly [`len`](Self::len) long.

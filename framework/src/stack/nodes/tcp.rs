@@ -281,8 +281,11 @@ impl SegmentSink for Out<'_, '_> {
 fn checksum_ok(src: Ipv4Addr, dst: Ipv4Addr, head: &[u8], payload: Payload<'_>) -> bool {
     let len = (head.len() + payload.len()) as u16;
     let ph = checksum::pseudo_header_v4(src, dst, ip_protocol::TCP, len);
-    // (A header has an even length, so the payload's sum adds as is.)
-    let sum = checksum::combine(ph, checksum::combine(checksum::sum(head), payload.sum()));
+    let mut sum = checksum::combine(ph, checksum::sum(head));
+    if !payload.is_empty() {
+        // (A header has an even length, so the payload's sum adds as is.)
+        sum = checksum::combine(sum, payload.sum());
+    }
     checksum::verify_sum(sum)
 }
 
